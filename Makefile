@@ -1,0 +1,38 @@
+# Two commands do all setup on a fresh machine with Python >= 3.11:
+#   make demo   runs the main job
+#   make test   runs the test suite
+# Both create .venv and install rnnlab with its test extras on first use.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: venv test demo torch lint bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+demo: $(STAMP)
+	$(BIN)/python experiments/demo.py
+
+# Optional: PyTorch (CPU) for the parity tests and the benchmark.
+torch: $(STAMP)
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+
+lint: $(STAMP)
+	$(BIN)/ruff check rnnlab tests experiments bench
+
+bench: torch
+	$(BIN)/python bench/bench_lstm.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -1,0 +1,92 @@
+"""The cell protocol: a small immutable bundle of pure functions."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from rnnlab import _checks, initializers
+
+Params = Any
+Carry = Any
+
+
+class Cell(NamedTuple):
+    """A recurrent cell: pure functions and the static facts the unroller needs.
+
+    A step of every cell is split in two so that the unroller can hoist the input-dependent part
+    out of the time loop (one large matmul over all timesteps, as cuDNN does):
+
+    * ``project(params, x) -> xp`` maps inputs ``(..., I)`` to the input part of every gate
+      pre-activation ``(..., G)`` (``x @ W + b``). It has no time dependence.
+    * ``step(params, carry, xp) -> (carry, y)`` is the recurrence: the recurrent matmul and the
+      pointwise math, for one timestep of ``xp`` with shape ``(..., G)``.
+
+    ``apply(params, carry, x) = step(params, carry, project(params, x))`` is one step in
+    ``jax.lax.scan`` order.
+
+    Attributes:
+        init: ``init(key, input_size, dtype=jnp.float32) -> params``.
+        initial_carry: ``initial_carry(params, batch_shape=()) -> carry`` (zeros).
+        project: input projection, see above.
+        step: recurrent step, see above.
+        hidden_size: H, the width of the output ``y`` and of each carry component.
+        name: the factory's name, e.g. ``"lstm"``.
+        options: the resolved keyword options the cell was built with.
+    """
+
+    init: Callable[..., Params]
+    initial_carry: Callable[..., Carry]
+    project: Callable[[Params, jax.Array], jax.Array]
+    step: Callable[[Params, Carry, jax.Array], tuple[Carry, jax.Array]]
+    hidden_size: int
+    name: str
+    options: tuple[tuple[str, Any], ...] = ()
+
+    def apply(self, params: Params, carry: Carry, x: jax.Array) -> tuple[Carry, jax.Array]:
+        """One step: ``(carry, x) -> (carry, y)``; ``x`` has shape ``(..., I)``."""
+        return self.step(params, carry, self.project(params, x))
+
+    @property
+    def output_size(self) -> int:
+        """The width of ``y``: ``hidden_size``."""
+        return self.hidden_size
+
+
+class RNNCarry(NamedTuple):
+    """The carry of single-state cells (Elman, GRU, MGU): ``hidden`` is h_t, shape ``(..., H)``."""
+
+    hidden: jax.Array
+
+
+def params_dtype(params: Params):
+    """The dtype of the first array in ``params``."""
+    return jax.tree.leaves(params)[0].dtype
+
+
+def zeros_carry(carry_type, n_fields: int, hidden_size: int):
+    """An ``initial_carry`` that fills ``n_fields`` fields of ``carry_type`` with zeros ``(*batch, H)``."""
+
+    def initial_carry(params: Params, batch_shape: tuple[int, ...] = ()):
+        z = jnp.zeros((*tuple(batch_shape), hidden_size), params_dtype(params))
+        return carry_type(*([z] * n_fields))
+
+    return initial_carry
+
+
+def recurrent_init(where: str, recurrent_init, spectral_radius):
+    """Resolves the recurrent initializer, optionally rescaled to an exact spectral radius."""
+    init = initializers.get(recurrent_init, where, "recurrent_init")
+    if spectral_radius is not None:
+        init = initializers.with_spectral_radius(init, _checks.real_number(where, "spectral_radius", spectral_radius))
+    return init
+
+
+def check_init_args(where: str, input_size, dtype) -> int:
+    input_size = _checks.positive_int(where, "input_size", input_size)
+    if not jnp.issubdtype(dtype, jnp.floating):
+        raise TypeError(f"{where}: dtype must be a floating dtype; got {jnp.dtype(dtype)}")
+    return input_size

@@ -1,0 +1,267 @@
+"""Running a cell over a sequence: the scan-based :func:`unroll`.
+
+Layout conventions: batch-major ``xs (B, T, I)`` by default, time-major ``(T, B, I)`` with
+``time_major=True``, or an unbatched sequence ``(T, I)``. Outputs follow the input layout.
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from rnnlab import _checks
+from rnnlab.cells import Cell
+from rnnlab.layers import Bidirectional, BidirectionalCarry, Stack, input_size
+
+
+class _Batch(NamedTuple):
+    """Inputs normalized to time-major and batched, after every check has passed."""
+
+    xs: jax.Array  # (T, B, I)
+    carry: Any  # batched carry pytree
+    lengths: jax.Array | None  # (B,) int
+    resets: jax.Array | None  # (T, B) bool
+    batched: bool
+    time_major: bool
+
+
+def _tree_where(mask: jax.Array, a, b):
+    """``where(mask, a, b)`` per leaf, with ``mask (B,)`` broadcast over each leaf's trailing axes."""
+
+    def pick(x, y):
+        return jnp.where(mask.reshape(mask.shape + (1,) * (x.ndim - mask.ndim)), x, y)
+
+    return jax.tree.map(pick, a, b)
+
+
+def _check(where, layer, params, xs, initial_carry, lengths, resets, time_major, truncation, unroll) -> _Batch:
+    if not isinstance(layer, (Cell, Bidirectional, Stack)):
+        raise TypeError(f"{where}: cell must be a Cell, Bidirectional or Stack; got {type(layer).__name__}")
+    if not hasattr(xs, "shape") or not hasattr(xs, "dtype"):
+        raise TypeError(f"{where}: xs must be an array; got {type(xs).__name__}")
+    n_in = input_size(layer, params)
+    feat = "I" if n_in is None else str(n_in)
+    if xs.ndim not in (2, 3):
+        raise ValueError(
+            f"{where}: xs must have shape (T, {feat}) unbatched, (B, T, {feat}) batch-major or (T, B, {feat}) "
+            f"time-major; got shape {tuple(xs.shape)} (rank {xs.ndim})"
+        )
+    dtype = _checks.float_dtype(where, "xs", xs)
+    p_leaves = jax.tree.leaves(params)
+    if not p_leaves:
+        raise ValueError(f"{where}: params holds no arrays; build them with cell.init(key, input_size)")
+    p_dtype = np.dtype(p_leaves[0].dtype)
+    if dtype != p_dtype:
+        raise TypeError(f"{where}: xs has dtype {dtype} but params have dtype {p_dtype}; cast one to match")
+    if n_in is not None and xs.shape[-1] != n_in:
+        raise ValueError(f"{where}: xs must have {n_in} features (last axis) to match params; got shape {tuple(xs.shape)}")
+    batched = xs.ndim == 3
+    if batched:
+        T, B = (xs.shape[0], xs.shape[1]) if time_major else (xs.shape[1], xs.shape[0])
+        layout = "(T, B)" if time_major else "(B, T)"
+    else:
+        T, B, layout = xs.shape[0], 1, "(T,)"
+    if T == 0:
+        raise ValueError(f"{where}: xs must hold at least one timestep; got shape {tuple(xs.shape)}")
+    seq_shape = (T, B) if time_major else (B, T)
+    if not batched:
+        seq_shape = (T,)
+
+    if lengths is not None:
+        lengths = jnp.asarray(lengths) if isinstance(lengths, (numbers.Integral, list, tuple)) else lengths
+        want = (B,) if batched else ()
+        if tuple(lengths.shape) != want:
+            raise ValueError(f"{where}: lengths must have shape {want} (one per sequence); got {tuple(lengths.shape)}")
+        if not jnp.issubdtype(lengths.dtype, jnp.integer):
+            raise TypeError(f"{where}: lengths must have an integer dtype; got {lengths.dtype}")
+        if _checks.is_concrete(lengths):
+            lo, hi = int(np.min(np.asarray(lengths))), int(np.max(np.asarray(lengths)))
+            if lo < 0 or hi > T:
+                raise ValueError(f"{where}: lengths must lie in [0, T={T}]; got values in [{lo}, {hi}]")
+        lengths = lengths.reshape(B)
+    if resets is not None:
+        if tuple(resets.shape) != seq_shape:
+            raise ValueError(f"{where}: resets must have shape {layout} = {seq_shape}, one flag per step; got {tuple(resets.shape)}")
+        if resets.dtype != jnp.bool_:
+            raise TypeError(f"{where}: resets must be boolean; got dtype {resets.dtype} (use resets.astype(bool))")
+        resets = resets.reshape(T, 1) if not batched else (resets if time_major else resets.T)
+    if truncation is not None:
+        _checks.positive_int(where, "truncation", truncation)
+    _checks.positive_int(where, "unroll", unroll)
+
+    expected = jax.eval_shape(lambda: layer.initial_carry(params, (B,) if batched else ()))
+    if initial_carry is None:
+        carry = layer.initial_carry(params, (B,))
+    else:
+        got_def, want_def = jax.tree.structure(initial_carry), jax.tree.structure(expected)
+        if got_def != want_def:
+            raise ValueError(f"{where}: initial_carry must have the structure {want_def}; got {got_def}")
+        for got, want in zip(jax.tree.leaves(initial_carry), jax.tree.leaves(expected)):
+            if tuple(got.shape) != tuple(want.shape):
+                raise ValueError(f"{where}: initial_carry leaves must have shape {tuple(want.shape)}; got {tuple(got.shape)}")
+        carry = initial_carry if batched else jax.tree.map(lambda a: a[None], initial_carry)
+
+    xs_tm = xs[:, None] if not batched else (xs if time_major else jnp.swapaxes(xs, 0, 1))
+    return _Batch(xs_tm, carry, lengths, resets, batched, time_major)
+
+
+def _reverse_order(T: int, lengths: jax.Array | None, B: int):
+    """Indices ``(T, B)`` that reverse each sequence's valid part and leave padding in place."""
+    t = jnp.arange(T)[:, None]
+    if lengths is None:
+        return jnp.broadcast_to(T - 1 - t, (T, B))
+    return jnp.where(t < lengths[None, :], lengths[None, :] - 1 - t, t)
+
+
+def _scan_cell(cell: Cell, params, b: _Batch, reverse, truncation, unroll, remat, return_carries):
+    T, B = b.xs.shape[0], b.xs.shape[1]
+    xp = cell.project(params, b.xs)  # hoisted out of the loop: one (T*B, I) @ (I, G) matmul
+    resets = b.resets
+    order = None
+    if reverse:
+        order = _reverse_order(T, b.lengths, B)
+        xp = jnp.take_along_axis(xp, order[..., None], axis=0)
+        if resets is not None:
+            # A segment boundary before step t is, walking backwards, a reset before step t - 1.
+            shifted = jnp.concatenate([resets[1:], jnp.zeros((1, resets.shape[1]), bool)], axis=0)
+            resets = jnp.take_along_axis(jnp.broadcast_to(shifted, (T, B)), order, axis=0)
+    valid = None if b.lengths is None else jnp.arange(T)[:, None] < b.lengths[None, :]
+    carry0 = b.carry
+    step = jax.checkpoint(cell.step) if remat else cell.step
+
+    def body(carry, inputs):
+        t, xp_t, valid_t, reset_t = inputs
+        if truncation is not None:
+            cut = (t % truncation == 0) & (t > 0)
+            carry = jax.tree.map(lambda c: jnp.where(cut, jax.lax.stop_gradient(c), c), carry)
+        if reset_t is not None:
+            carry = _tree_where(jnp.broadcast_to(reset_t, (B,)), carry0, carry)
+        new_carry, y = step(params, carry, xp_t)
+        if valid_t is not None:
+            new_carry = _tree_where(valid_t, new_carry, carry)
+            y = jnp.where(valid_t[:, None], y, jnp.zeros((), y.dtype))
+        return new_carry, (y, new_carry if return_carries else None)
+
+    final, (ys, carries) = jax.lax.scan(body, carry0, (jnp.arange(T), xp, valid, resets), unroll=unroll)
+    if reverse:
+        ys = jnp.take_along_axis(ys, order[..., None], axis=0)
+        if return_carries:
+            carries = jax.tree.map(
+                lambda c: jnp.take_along_axis(c, order.reshape(order.shape + (1,) * (c.ndim - 2)), axis=0), carries
+            )
+    return final, ys, carries
+
+
+def _run(layer, params, b: _Batch, reverse, dropout_key, opts):
+    if isinstance(layer, Cell):
+        return _scan_cell(layer, params, b, reverse, **opts)
+    if isinstance(layer, Bidirectional):
+        fwd = _scan_cell(layer.forward, params.forward, b._replace(carry=b.carry.forward), reverse, **opts)
+        bwd = _scan_cell(layer.backward, params.backward, b._replace(carry=b.carry.backward), not reverse, **opts)
+        ys = jnp.concatenate([fwd[1], bwd[1]], axis=-1) if layer.merge == "concat" else fwd[1] + bwd[1]
+        carries = BidirectionalCarry(fwd[2], bwd[2]) if opts["return_carries"] else None
+        return BidirectionalCarry(fwd[0], bwd[0]), ys, carries
+    # Stack: layer by layer, so every layer's input projection is one matmul over all timesteps.
+    finals, all_carries = [], []
+    ys = b.xs
+    valid = None if b.lengths is None else (jnp.arange(ys.shape[0])[:, None] < b.lengths[None, :])[..., None]
+    for l, (sub, p, c) in enumerate(zip(layer.layers, params, b.carry)):
+        final, out, carries = _run(sub, p, b._replace(xs=ys, carry=c), reverse, None, opts)
+        if layer.residual and l > 0:
+            out = out + ys
+            if valid is not None:
+                out = jnp.where(valid, out, jnp.zeros((), out.dtype))
+        if dropout_key is not None and layer.dropout > 0 and l < len(layer.layers) - 1:
+            keep = jax.random.bernoulli(jax.random.fold_in(dropout_key, l), 1.0 - layer.dropout, out.shape)
+            out = jnp.where(keep, out / (1.0 - layer.dropout), jnp.zeros((), out.dtype))
+        ys = out
+        finals.append(final)
+        all_carries.append(carries)
+    return tuple(finals), ys, (tuple(all_carries) if opts["return_carries"] else None)
+
+
+def unroll(
+    cell,
+    params,
+    xs: jax.Array,
+    *,
+    initial_carry=None,
+    lengths: jax.Array | None = None,
+    resets: jax.Array | None = None,
+    time_major: bool = False,
+    reverse: bool = False,
+    truncation: int | None = None,
+    unroll: int = 1,
+    remat: bool = False,
+    return_carries: bool = False,
+    dropout_key: jax.Array | None = None,
+):
+    """Runs ``cell`` over the sequence ``xs`` with ``jax.lax.scan``.
+
+    The input projection ``x_t W + b`` of every timestep is computed before the loop as one
+    matmul over ``(T * B, I)``; the scanned body holds only the recurrent matmul and pointwise
+    math. Inside ``jit`` the whole call compiles to a single loop.
+
+    Args:
+        cell: a :class:`~rnnlab.cells.Cell`, :class:`~rnnlab.layers.Bidirectional` or
+            :class:`~rnnlab.layers.Stack`.
+        params: the matching params (from ``cell.init``).
+        xs: ``(B, T, I)``, or ``(T, B, I)`` with ``time_major=True``, or ``(T, I)`` unbatched.
+        initial_carry: carry before the first step, batched like ``xs``; default zeros.
+        lengths: ``(B,)`` integers in [0, T] (a scalar when unbatched). Steps at or past a sequence's
+            length do not update its carry and output zeros, so the final carry is the one after each
+            sequence's own last step.
+        resets: booleans shaped like ``xs`` without its feature axis. ``resets[t]`` marks ``x_t`` as
+            the first step of a new segment (document, episode): the carry is set back to
+            ``initial_carry`` before step t. Segments stay the same with ``reverse``.
+        time_major: layout of ``xs``, outputs and carries.
+        reverse: process each sequence from its last valid step to its first. Outputs stay aligned
+            with the inputs (``ys[t]`` is the output after reading ``x_t``).
+        truncation: truncated BPTT: the gradient is stopped on the carry every ``truncation`` steps
+            (counted in processing order); the forward values are unchanged.
+        unroll: how many steps ``lax.scan`` unrolls per loop iteration.
+        remat: rematerialize each step in the backward pass (``jax.checkpoint``) to save memory.
+        return_carries: also return the carry after every step (for gradient diagnostics).
+        dropout_key: a PRNG key turns on the dropout between the layers of a :class:`Stack`;
+            ``None`` (the default) runs deterministically, as at evaluation.
+
+    Returns:
+        ``(final_carry, ys)``, with ``ys`` shaped like ``xs`` but with the output width last; with
+        ``return_carries``, ``(final_carry, ys, carries)`` where each carry leaf gains a time axis
+        placed as in ``ys`` (past a sequence's length it holds the final carry).
+
+    Raises:
+        TypeError / ValueError: before tracing, naming the argument with the expected and actual
+        shape, dtype or value.
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> import rnnlab
+        >>> cell = rnnlab.cells.lstm(16)
+        >>> params = cell.init(jax.random.key(0), input_size=3)
+        >>> xs = jnp.ones((2, 10, 3))  # (B, T, I)
+        >>> carry, ys = rnnlab.unroll(cell, params, xs, lengths=jnp.array([10, 4]))
+        >>> ys.shape, carry.hidden.shape
+        ((2, 10, 16), (2, 16))
+        >>> bool(jnp.all(ys[1, 4:] == 0))
+        True
+    """
+    where = "unroll"
+    for name, flag in (("time_major", time_major), ("reverse", reverse), ("remat", remat), ("return_carries", return_carries)):
+        if not isinstance(flag, bool):
+            raise TypeError(f"{where}: {name} must be a bool; got {flag!r}")
+    b = _check(where, cell, params, xs, initial_carry, lengths, resets, time_major, truncation, unroll)
+    opts = dict(truncation=truncation, unroll=unroll, remat=remat, return_carries=return_carries)
+    final, ys, carries = _run(cell, params, b, reverse, dropout_key, opts)
+    if not b.batched:
+        final = jax.tree.map(lambda a: a[0], final)
+        ys = ys[:, 0]
+        carries = jax.tree.map(lambda a: a[:, 0], carries)
+    elif not b.time_major:
+        ys = jnp.swapaxes(ys, 0, 1)
+        carries = jax.tree.map(lambda a: jnp.swapaxes(a, 0, 1), carries)
+    return (final, ys, carries) if return_carries else (final, ys)
