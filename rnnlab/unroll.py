@@ -138,10 +138,10 @@ def _scan_cell(cell: Cell, params, b: _Batch, reverse, truncation, unroll, remat
         if truncation is not None:
             cut = (t % truncation == 0) & (t > 0)
             carry = jax.tree.map(lambda c: jnp.where(cut, jax.lax.stop_gradient(c), c), carry)
-        if reset_t is not None:
-            carry = _tree_where(jnp.broadcast_to(reset_t, (B,)), carry0, carry)
-        new_carry, y = step(params, carry, xp_t)
+        start = carry if reset_t is None else _tree_where(jnp.broadcast_to(reset_t, (B,)), carry0, carry)
+        new_carry, y = step(params, start, xp_t)
         if valid_t is not None:
+            # Past its end a sequence keeps its carry, whatever reset flags its padding holds.
             new_carry = _tree_where(valid_t, new_carry, carry)
             y = jnp.where(valid_t[:, None], y, jnp.zeros((), y.dtype))
         return new_carry, (y, new_carry if return_carries else None)

@@ -90,3 +90,9 @@ def check_init_args(where: str, input_size, dtype) -> int:
     if not jnp.issubdtype(dtype, jnp.floating):
         raise TypeError(f"{where}: dtype must be a floating dtype; got {jnp.dtype(dtype)}")
     return input_size
+
+
+def lead(v: jax.Array, like: jax.Array) -> jax.Array:
+    """``v`` with leading unit axes so it has the rank of ``like``: explicit broadcasting, which
+    keeps the cells usable under ``jax_numpy_rank_promotion="raise"``."""
+    return v.reshape((1,) * (like.ndim - v.ndim) + v.shape)

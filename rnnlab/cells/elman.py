@@ -9,7 +9,7 @@ import jax.numpy as jnp
 
 from rnnlab import _checks, activations, initializers
 from rnnlab.cells import _base
-from rnnlab.cells._base import Cell, RNNCarry, check_init_args, zeros_carry
+from rnnlab.cells._base import Cell, RNNCarry, check_init_args, lead, zeros_carry
 
 
 class ElmanParams(NamedTuple):
@@ -82,7 +82,8 @@ def elman(
         )
 
     def project(params, x):
-        return x @ params.input_kernel + params.bias
+        xw = x @ params.input_kernel
+        return xw + lead(params.bias, xw)
 
     def step(params, carry, xp):
         h = phi(xp + carry.hidden @ params.recurrent_kernel)

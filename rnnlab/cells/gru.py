@@ -9,7 +9,7 @@ import jax.numpy as jnp
 
 from rnnlab import _checks, activations, initializers
 from rnnlab.cells import _base
-from rnnlab.cells._base import Cell, RNNCarry, check_init_args, zeros_carry
+from rnnlab.cells._base import Cell, RNNCarry, check_init_args, lead, zeros_carry
 
 _ACTIVATION_CHOICES = ("tanh", "softsign")
 
@@ -103,7 +103,8 @@ def gru(
         )
 
     def project(params, x):
-        return x @ params.input_kernel + params.bias
+        xw = x @ params.input_kernel
+        return xw + lead(params.bias, xw)
 
     def step(params, carry, xp):
         h = carry.hidden
@@ -111,7 +112,7 @@ def gru(
             hu = h @ params.recurrent_kernel
             r = jax.nn.sigmoid(xp[..., :H] + hu[..., :H])
             z = jax.nn.sigmoid(xp[..., H : 2 * H] + hu[..., H : 2 * H])
-            n = phi(xp[..., 2 * H :] + r * (hu[..., 2 * H :] + params.recurrent_bias))
+            n = phi(xp[..., 2 * H :] + r * (hu[..., 2 * H :] + lead(params.recurrent_bias, hu)))
         else:
             hu = h @ params.recurrent_kernel[:, : 2 * H]
             r = jax.nn.sigmoid(xp[..., :H] + hu[..., :H])
@@ -172,7 +173,8 @@ def mgu(
         )
 
     def project(params, x):
-        return x @ params.input_kernel + params.bias
+        xw = x @ params.input_kernel
+        return xw + lead(params.bias, xw)
 
     def step(params, carry, xp):
         h = carry.hidden

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 
 from rnnlab import _checks, activations, initializers
 from rnnlab.cells import _base
-from rnnlab.cells._base import Cell, check_init_args, params_dtype
+from rnnlab.cells._base import Cell, check_init_args, lead, params_dtype
 
 LAYER_NORM_EPSILON = 1e-5
 
@@ -252,14 +252,14 @@ def lstm(
     def project(params, x):
         xw = x @ params.input_kernel
         if layer_norm:
-            xw = _layer_norm(xw) * params.layer_norm.input_gain
-        return xw + params.bias
+            xw = _layer_norm(xw) * lead(params.layer_norm.input_gain, xw)
+        return xw + lead(params.bias, xw)
 
     def step(params, carry, xp):
         c_prev = carry.cell
         rec = carry.hidden @ params.recurrent_kernel
         if layer_norm:
-            rec = _layer_norm(rec) * params.layer_norm.recurrent_gain
+            rec = _layer_norm(rec) * lead(params.layer_norm.recurrent_gain, rec)
         z = xp + rec
         gate_rec = carry.gates @ params.gate_recurrent_kernel if fgr else None
 
@@ -270,7 +270,7 @@ def lstm(
             return a
 
         def peep(g, c):
-            return params.peephole[peep_row[g]] * c if use_peep else 0.0
+            return lead(params.peephole[peep_row[g]], c) * c if use_peep else 0.0
 
         f = jax.nn.sigmoid(pre("f") + peep("f", c_prev)) if has_f else None
         if opts["coupled"]:
@@ -281,7 +281,8 @@ def lstm(
         c = (c_prev if f is None else f * c_prev) + (g if i is None else i * g)
         c_out = c
         if layer_norm:
-            c_out = _layer_norm(c) * params.layer_norm.cell_gain + params.layer_norm.cell_bias
+            ln = params.layer_norm
+            c_out = _layer_norm(c) * lead(ln.cell_gain, c) + lead(ln.cell_bias, c)
         o = jax.nn.sigmoid(pre("o") + peep("o", c)) if has_o else None
         h = act_out(c_out) if o is None else o * act_out(c_out)
         new_gates = None
