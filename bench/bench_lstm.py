@@ -21,7 +21,6 @@ import time
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 
 import rnnlab
@@ -114,8 +113,10 @@ def main(argv=None):
     args = parser.parse_args(argv)
     shape = (args.input, args.hidden, args.batch, args.length)
     print(f"LSTM train step, I={shape[0]} H={shape[1]} B={shape[2]} T={shape[3]}, median of {args.repeats}")
-    print(f"machine: {platform.machine()} {platform.processor() or ''}, {os.cpu_count()} CPUs; "
-          f"jax {jax.__version__} on {jax.devices()[0].platform}")
+    print(
+        f"machine: {platform.machine()} {platform.processor() or ''}, {os.cpu_count()} CPUs; "
+        f"jax {jax.__version__} on {jax.devices()[0].platform}"
+    )
     results = {"rnnlab": _median_seconds(rnnlab_step(*shape), args.repeats)}
     results["rnnlab, projection inside scan"] = _median_seconds(rnnlab_step(*shape, hoisted=False), args.repeats)
     results["flax.linen.RNN(OptimizedLSTMCell)"] = _median_seconds(flax_step(*shape), args.repeats)

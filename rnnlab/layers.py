@@ -45,7 +45,9 @@ class Bidirectional(NamedTuple):
 
     def init(self, key, input_size, dtype=jnp.float32) -> BidirectionalParams:
         k_f, k_b = jax.random.split(key)
-        return BidirectionalParams(self.forward.init(k_f, input_size, dtype), self.backward.init(k_b, input_size, dtype))
+        return BidirectionalParams(
+            self.forward.init(k_f, input_size, dtype), self.backward.init(k_b, input_size, dtype)
+        )
 
     def initial_carry(self, params, batch_shape=()) -> BidirectionalCarry:
         return BidirectionalCarry(

@@ -28,7 +28,9 @@ def _one_sequence(layer, params, xs, carry0, length, resets, reverse, truncation
         if truncation is not None and n > 0 and n % truncation == 0:
             carry = jax.lax.stop_gradient(carry)
         # A segment starts at every t with resets[t]; walking backwards it ends after t.
-        boundary = resets is not None and (bool(resets[t + 1]) if reverse and t + 1 < length else (not reverse and bool(resets[t])))
+        boundary = resets is not None and (
+            bool(resets[t + 1]) if reverse and t + 1 < length else (not reverse and bool(resets[t]))
+        )
         if boundary:
             carry = carry0
         carry, y = layer.apply(params, carry, xs[t])
@@ -49,8 +51,12 @@ def _stack_carries(carries):
 def _layerwise(layer, params, xs, carry, lengths, resets, reverse, truncation):
     """Reference for layers that cannot step (bidirectional, stacks holding them): layer by layer."""
     if isinstance(layer, Bidirectional):
-        f_final, f_ys, f_c = _batched(layer.forward, params.forward, xs, carry.forward, lengths, resets, reverse, truncation)
-        b_final, b_ys, b_c = _batched(layer.backward, params.backward, xs, carry.backward, lengths, resets, not reverse, truncation)
+        f_final, f_ys, f_c = _batched(
+            layer.forward, params.forward, xs, carry.forward, lengths, resets, reverse, truncation
+        )
+        b_final, b_ys, b_c = _batched(
+            layer.backward, params.backward, xs, carry.backward, lengths, resets, not reverse, truncation
+        )
         ys = jnp.concatenate([f_ys, b_ys], -1) if layer.merge == "concat" else f_ys + b_ys
         return BidirectionalCarry(f_final, b_final), ys, BidirectionalCarry(f_c, b_c)
     finals, all_c = [], []
@@ -79,9 +85,11 @@ def _batched(layer, params, xs, carry, lengths, resets, reverse, truncation):
     B, T = xs.shape[0], xs.shape[1]
     finals, ys, carries = [], [], []
     for b in range(B):
-        c0 = jax.tree.map(lambda a: a[b], carry)
+        c0 = jax.tree.map(lambda a, b=b: a[b], carry)
         length = T if lengths is None else int(lengths[b])
-        final, y, cs = _one_sequence(layer, params, xs[b], c0, length, None if resets is None else resets[b], reverse, truncation)
+        final, y, cs = _one_sequence(
+            layer, params, xs[b], c0, length, None if resets is None else resets[b], reverse, truncation
+        )
         finals.append(final)
         ys.append(y)
         carries.append(_stack_carries(cs))

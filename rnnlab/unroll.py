@@ -58,7 +58,9 @@ def _check(where, layer, params, xs, initial_carry, lengths, resets, time_major,
     if dtype != p_dtype:
         raise TypeError(f"{where}: xs has dtype {dtype} but params have dtype {p_dtype}; cast one to match")
     if n_in is not None and xs.shape[-1] != n_in:
-        raise ValueError(f"{where}: xs must have {n_in} features (last axis) to match params; got shape {tuple(xs.shape)}")
+        raise ValueError(
+            f"{where}: xs must have {n_in} features (last axis) to match params; got shape {tuple(xs.shape)}"
+        )
     batched = xs.ndim == 3
     if batched:
         T, B = (xs.shape[0], xs.shape[1]) if time_major else (xs.shape[1], xs.shape[0])
@@ -85,7 +87,9 @@ def _check(where, layer, params, xs, initial_carry, lengths, resets, time_major,
         lengths = lengths.reshape(B)
     if resets is not None:
         if tuple(resets.shape) != seq_shape:
-            raise ValueError(f"{where}: resets must have shape {layout} = {seq_shape}, one flag per step; got {tuple(resets.shape)}")
+            raise ValueError(
+                f"{where}: resets must have shape {layout} = {seq_shape}, one flag per step; got {tuple(resets.shape)}"
+            )
         if resets.dtype != jnp.bool_:
             raise TypeError(f"{where}: resets must be boolean; got dtype {resets.dtype} (use resets.astype(bool))")
         resets = resets.reshape(T, 1) if not batched else (resets if time_major else resets.T)
@@ -102,7 +106,9 @@ def _check(where, layer, params, xs, initial_carry, lengths, resets, time_major,
             raise ValueError(f"{where}: initial_carry must have the structure {want_def}; got {got_def}")
         for got, want in zip(jax.tree.leaves(initial_carry), jax.tree.leaves(expected)):
             if tuple(got.shape) != tuple(want.shape):
-                raise ValueError(f"{where}: initial_carry leaves must have shape {tuple(want.shape)}; got {tuple(got.shape)}")
+                raise ValueError(
+                    f"{where}: initial_carry leaves must have shape {tuple(want.shape)}; got {tuple(got.shape)}"
+                )
         carry = initial_carry if batched else jax.tree.map(lambda a: a[None], initial_carry)
 
     xs_tm = xs[:, None] if not batched else (xs if time_major else jnp.swapaxes(xs, 0, 1))
@@ -251,7 +257,12 @@ def unroll(
         True
     """
     where = "unroll"
-    for name, flag in (("time_major", time_major), ("reverse", reverse), ("remat", remat), ("return_carries", return_carries)):
+    for name, flag in (
+        ("time_major", time_major),
+        ("reverse", reverse),
+        ("remat", remat),
+        ("return_carries", return_carries),
+    ):
         if not isinstance(flag, bool):
             raise TypeError(f"{where}: {name} must be a bool; got {flag!r}")
     b = _check(where, cell, params, xs, initial_carry, lengths, resets, time_major, truncation, unroll)

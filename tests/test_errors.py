@@ -77,10 +77,24 @@ def test_bad_resets(resets, time_major, exc, pattern):
 
 def test_bad_initial_carry():
     carry = CELL.initial_carry(PARAMS, (B + 1,))
-    _raises(ValueError, r"initial_carry leaves must have shape \(3, 6\); got \(4, 6\)", rnnlab.unroll, CELL, PARAMS, XS,
-            initial_carry=carry)
-    _raises(ValueError, r"initial_carry must have the structure", rnnlab.unroll, CELL, PARAMS, XS,
-            initial_carry=jnp.zeros((B, H)))
+    _raises(
+        ValueError,
+        r"initial_carry leaves must have shape \(3, 6\); got \(4, 6\)",
+        rnnlab.unroll,
+        CELL,
+        PARAMS,
+        XS,
+        initial_carry=carry,
+    )
+    _raises(
+        ValueError,
+        r"initial_carry must have the structure",
+        rnnlab.unroll,
+        CELL,
+        PARAMS,
+        XS,
+        initial_carry=jnp.zeros((B, H)),
+    )
 
 
 @pytest.mark.parametrize(
@@ -97,7 +111,9 @@ def test_bad_unroll_options(kwargs, exc, pattern):
 
 
 def test_not_a_cell():
-    _raises(TypeError, r"cell must be a Cell, Bidirectional or Stack; got function", rnnlab.unroll, lambda: 0, PARAMS, XS)
+    _raises(
+        TypeError, r"cell must be a Cell, Bidirectional or Stack; got function", rnnlab.unroll, lambda: 0, PARAMS, XS
+    )
 
 
 @pytest.mark.parametrize("factory", [cells.elman, cells.irnn, cells.lstm, cells.gru, cells.mgu])
@@ -115,7 +131,11 @@ def test_bad_input_size_at_init():
     "call, exc, pattern",
     [
         (lambda: cells.make("lstn", 4), ValueError, r"unknown cell 'lstn'; known cells: \['elman', 'gru'"),
-        (lambda: cells.make("lstm", 4, forget_bais=1.0), TypeError, r"cell 'lstm' has no option\(s\) \['forget_bais'\]"),
+        (
+            lambda: cells.make("lstm", 4, forget_bais=1.0),
+            TypeError,
+            r"cell 'lstm' has no option\(s\) \['forget_bais'\]",
+        ),
         (lambda: cells.lstm(4, variant="LSTM-X"), ValueError, r"variant must be one of .*'CIFG'.*got 'LSTM-X'"),
         (lambda: cells.lstm(4, variant="CIFG", peepholes=False), ValueError, r"variant='CIFG' fixes .*\['peepholes'\]"),
         (lambda: cells.lstm(4, input_activation="relu"), ValueError, r"input_activation.*one of.*got 'relu'"),

@@ -108,9 +108,9 @@ def test_time_major_and_unbatched_layouts():
     _close(carries, jax.tree.map(lambda a: jnp.swapaxes(a, 0, 1), carries_tm))
     for b in range(B):
         f1, y1, c1 = rnnlab.unroll(cell, p, XS[b], lengths=LENGTHS[b], resets=RESETS[b], return_carries=True)
-        _close(f1, jax.tree.map(lambda a: a[b], final))
+        _close(f1, jax.tree.map(lambda a, b=b: a[b], final))
         np.testing.assert_allclose(y1, ys[b], atol=ATOL)
-        _close(c1, jax.tree.map(lambda a: a[b], carries))
+        _close(c1, jax.tree.map(lambda a, b=b: a[b], carries))
     kw = dict(lengths=LENGTHS, resets=RESETS.T, time_major=True)
     _close(rnnlab.reference_unroll(cell, p, jnp.swapaxes(XS, 0, 1), **kw), (final_tm, ys_tm))
 

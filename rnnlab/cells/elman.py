@@ -89,10 +89,10 @@ def elman(
         h = phi(xp + carry.hidden @ params.recurrent_kernel)
         return RNNCarry(h), h
 
-    options = dict(activation=activation, input_init=input_init, recurrent_init=recurrent_init,
-                   spectral_radius=spectral_radius)
-    return Cell(init, zeros_carry(RNNCarry, 1, hidden_size), project, step, hidden_size, where,
-                tuple(options.items()))
+    options = dict(
+        activation=activation, input_init=input_init, recurrent_init=recurrent_init, spectral_radius=spectral_radius
+    )
+    return Cell(init, zeros_carry(RNNCarry, 1, hidden_size), project, step, hidden_size, where, tuple(options.items()))
 
 
 def irnn(hidden_size: int, *, scale: float = 1.0, input_init="glorot_uniform") -> Cell:
@@ -106,5 +106,6 @@ def irnn(hidden_size: int, *, scale: float = 1.0, input_init="glorot_uniform") -
         True
     """
     scale = _checks.real_number("irnn", "scale", scale)
-    return elman(hidden_size, activation="relu", input_init=input_init, recurrent_init="identity",
-                 spectral_radius=scale)
+    return elman(
+        hidden_size, activation="relu", input_init=input_init, recurrent_init="identity", spectral_radius=scale
+    )

@@ -121,8 +121,7 @@ def gru(
         h_new = (1.0 - z) * n + z * h
         return RNNCarry(h_new), h_new
 
-    options = dict(reset_after=reset_after, activation=activation, input_init=input_init,
-                   recurrent_init=recurrent_init)
+    options = dict(reset_after=reset_after, activation=activation, input_init=input_init, recurrent_init=recurrent_init)
     return Cell(init, zeros_carry(RNNCarry, 1, H), project, step, H, where, tuple(options.items()))
 
 

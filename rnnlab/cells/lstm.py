@@ -178,9 +178,16 @@ def lstm(
     where = "lstm"
     hidden_size = _checks.positive_int(where, "hidden_size", hidden_size)
     forget_bias = _checks.real_number(where, "forget_bias", forget_bias)
-    given = dict(input_gate=input_gate, forget_gate=forget_gate, output_gate=output_gate, peepholes=peepholes,
-                 coupled=coupled, full_gate_recurrence=full_gate_recurrence, input_activation=input_activation,
-                 output_activation=output_activation)
+    given = dict(
+        input_gate=input_gate,
+        forget_gate=forget_gate,
+        output_gate=output_gate,
+        peepholes=peepholes,
+        coupled=coupled,
+        full_gate_recurrence=full_gate_recurrence,
+        input_activation=input_activation,
+        output_activation=output_activation,
+    )
     opts = dict(_STRUCTURE_DEFAULTS)
     if variant is not None:
         _checks.choice(where, "variant", variant, VARIANTS)
@@ -240,8 +247,11 @@ def lstm(
             bias=bias,
             peephole=jnp.zeros((S, H), dtype) if use_peep else None,
             gate_recurrent_kernel=initializers.blocks(u_init, k_r, S * H, H, S, dtype) if fgr else None,
-            layer_norm=LayerNormParams(jnp.ones((G,), dtype), jnp.ones((G,), dtype), jnp.ones((H,), dtype),
-                                       jnp.zeros((H,), dtype)) if layer_norm else None,
+            layer_norm=LayerNormParams(
+                jnp.ones((G,), dtype), jnp.ones((G,), dtype), jnp.ones((H,), dtype), jnp.zeros((H,), dtype)
+            )
+            if layer_norm
+            else None,
         )
 
     def initial_carry(params, batch_shape=()):
@@ -291,8 +301,15 @@ def lstm(
             new_gates = jnp.concatenate([values[s] for s in sigmoid_gates], axis=-1)
         return LSTMCarry(h, c, new_gates), h
 
-    options = dict(forget_bias=forget_bias, chrono_t_max=chrono_t_max, variant=variant, layer_norm=layer_norm,
-                   input_init=input_init, recurrent_init=recurrent_init, **opts)
+    options = dict(
+        forget_bias=forget_bias,
+        chrono_t_max=chrono_t_max,
+        variant=variant,
+        layer_norm=layer_norm,
+        input_init=input_init,
+        recurrent_init=recurrent_init,
+        **opts,
+    )
     return Cell(init, initial_carry, project, step, hidden_size, where, tuple(options.items()))
 
 
