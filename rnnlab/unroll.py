@@ -123,9 +123,12 @@ def _reverse_order(T: int, lengths: jax.Array | None, B: int):
     return jnp.where(t < lengths[None, :], lengths[None, :] - 1 - t, t)
 
 
-def _scan_cell(cell: Cell, params, b: _Batch, reverse, truncation, unroll, remat, return_carries):
+def _scan_cell(cell: Cell, params, b: _Batch, reverse, truncation, unroll, remat, return_carries, hoist_input):
     T, B = b.xs.shape[0], b.xs.shape[1]
-    xp = cell.project(params, b.xs)  # hoisted out of the loop: one (T*B, I) @ (I, G) matmul
+    if hoist_input is None:
+        hoist_input = jax.default_backend() != "cpu"
+    # Hoisted: one (T*B, I) @ (I, G) matmul before the loop; otherwise the projection runs per step.
+    xp = cell.project(params, b.xs) if hoist_input else b.xs
     resets = b.resets
     order = None
     if reverse:
@@ -137,7 +140,8 @@ def _scan_cell(cell: Cell, params, b: _Batch, reverse, truncation, unroll, remat
             resets = jnp.take_along_axis(jnp.broadcast_to(shifted, (T, B)), order, axis=0)
     valid = None if b.lengths is None else jnp.arange(T)[:, None] < b.lengths[None, :]
     carry0 = b.carry
-    step = jax.checkpoint(cell.step) if remat else cell.step
+    step = cell.step if hoist_input else cell.apply
+    step = jax.checkpoint(step) if remat else step
 
     def body(carry, inputs):
         t, xp_t, valid_t, reset_t = inputs
@@ -205,12 +209,13 @@ def unroll(
     remat: bool = False,
     return_carries: bool = False,
     dropout_key: jax.Array | None = None,
+    hoist_input: bool | None = None,
 ):
     """Runs ``cell`` over the sequence ``xs`` with ``jax.lax.scan``.
 
-    The input projection ``x_t W + b`` of every timestep is computed before the loop as one
-    matmul over ``(T * B, I)``; the scanned body holds only the recurrent matmul and pointwise
-    math. Inside ``jit`` the whole call compiles to a single loop.
+    With ``hoist_input`` the input projection ``x_t W + b`` of every timestep is computed before the
+    loop as one matmul over ``(T * B, I)``, and the scanned body holds only the recurrent matmul and
+    pointwise math (as cuDNN does). Inside ``jit`` the whole call compiles to a single loop.
 
     Args:
         cell: a :class:`~rnnlab.cells.Cell`, :class:`~rnnlab.layers.Bidirectional` or
@@ -234,6 +239,9 @@ def unroll(
         return_carries: also return the carry after every step (for gradient diagnostics).
         dropout_key: a PRNG key turns on the dropout between the layers of a :class:`Stack`;
             ``None`` (the default) runs deterministically, as at evaluation.
+        hoist_input: compute the input projection before the loop (True) or inside each step
+            (False). ``None`` (default) hoists except on CPU, where XLA measured the per-step
+            projection faster (``bench/RESULTS.md``). Results agree to float rounding.
 
     Returns:
         ``(final_carry, ys)``, with ``ys`` shaped like ``xs`` but with the output width last; with
@@ -266,7 +274,11 @@ def unroll(
         if not isinstance(flag, bool):
             raise TypeError(f"{where}: {name} must be a bool; got {flag!r}")
     b = _check(where, cell, params, xs, initial_carry, lengths, resets, time_major, truncation, unroll)
-    opts = dict(truncation=truncation, unroll=unroll, remat=remat, return_carries=return_carries)
+    if hoist_input is not None and not isinstance(hoist_input, bool):
+        raise TypeError(f"{where}: hoist_input must be a bool or None; got {hoist_input!r}")
+    opts = dict(
+        truncation=truncation, unroll=unroll, remat=remat, return_carries=return_carries, hoist_input=hoist_input
+    )
     final, ys, carries = _run(cell, params, b, reverse, dropout_key, opts)
     if not b.batched:
         final = jax.tree.map(lambda a: a[0], final)

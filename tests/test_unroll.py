@@ -41,17 +41,18 @@ def _close(a, b, atol=ATOL):
 
 
 @pytest.mark.parametrize("name", list(CELLS))
+@pytest.mark.parametrize("hoist", [True, False], ids=["hoisted", "per-step"])
 @pytest.mark.parametrize("reverse", [False, True], ids=["fwd", "rev"])
 @pytest.mark.parametrize(
     "opts",
     [{}, {"lengths": LENGTHS}, {"resets": RESETS}, {"lengths": LENGTHS, "resets": RESETS}],
     ids=["plain", "lengths", "resets", "lengths+resets"],
 )
-def test_unroll_matches_reference(name, reverse, opts):
+def test_unroll_matches_reference(name, hoist, reverse, opts):
     cell = CELLS[name]
     p = _params(cell)
     c0 = jax.tree.map(lambda a: a + 0.1, cell.initial_carry(p, (B,)))
-    fast = rnnlab.unroll(cell, p, XS, initial_carry=c0, reverse=reverse, return_carries=True, **opts)
+    fast = rnnlab.unroll(cell, p, XS, initial_carry=c0, reverse=reverse, return_carries=True, hoist_input=hoist, **opts)
     slow = rnnlab.reference_unroll(cell, p, XS, initial_carry=c0, reverse=reverse, return_carries=True, **opts)
     _close(fast, slow)
 
