@@ -19,6 +19,7 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 test: $(STAMP)
+	$(BIN)/ruff check rnnlab tests experiments bench
 	$(BIN)/python -m pytest
 
 demo: $(STAMP)
