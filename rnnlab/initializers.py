@@ -100,8 +100,11 @@ def spectral_radius(w: jax.Array) -> jax.Array:
     """``max |eig(w)|`` of a square matrix; works under ``jit`` and ``vmap`` on every backend.
 
     The eigenvalues of a non-symmetric matrix are computed on the host with numpy, because
-    ``jnp.linalg.eigvals`` exists only on CPU.
+    ``jnp.linalg.eigvals`` exists only on CPU: directly when ``w`` holds values, and through
+    ``jax.pure_callback`` when it is traced.
     """
+    if _checks.is_concrete(w):
+        return jnp.asarray(_spectral_radius_host(np.asarray(w)))
     out = jax.ShapeDtypeStruct((), w.dtype)
     return jax.pure_callback(_spectral_radius_host, out, w, vmap_method="sequential")
 

@@ -112,6 +112,7 @@ def lstm(
     layer_norm: bool = False,
     input_init="glorot_uniform",
     recurrent_init="orthogonal",
+    gate_recurrent_init="orthogonal",
 ) -> Cell:
     r"""Long short-term memory (Hochreiter & Schmidhuber 1997; forget gate: Gers et al. 2000).
 
@@ -133,7 +134,9 @@ def lstm(
     * ``peepholes``: ``+ p_i * c_{t-1}`` and ``+ p_f * c_{t-1}`` in the i and f pre-activations,
       ``+ p_o * c_t`` in o (Gers & Schmidhuber 2000).
     * ``input_gate=False``: i = 1. ``forget_gate=False``: f = 1. ``output_gate=False``: o = 1.
-    * ``coupled`` (CIFG): ``i_t = 1 - f_t``, no input-gate parameters.
+    * ``coupled`` (CIFG): ``i_t = 1 - f_t``, no input-gate parameters. (Greff et al. write the
+      coupling as ``f = 1 - i``; the two are the same family. Here the forget gate owns the weights,
+      so ``forget_bias`` and chrono initialize it.)
     * ``full_gate_recurrence`` (FGR): the previous activations of the sigmoid gates feed every
       sigmoid gate's pre-activation through a matrix ``(S*H, S*H)``.
     * ``input_activation`` / ``output_activation``: ``"tanh"``, ``"softsign"`` or ``"identity"``.
@@ -156,6 +159,8 @@ def lstm(
         layer_norm: see above.
         input_init: initializer of each ``(I, H)`` gate block of W; default Glorot uniform.
         recurrent_init: initializer of each ``(H, H)`` gate block of U; default orthogonal.
+        gate_recurrent_init: initializer of each ``(S*H, H)`` block of the full-gate-recurrence
+            matrix; default orthogonal (columns orthonormal). Unused without FGR.
         Other arguments: see the structural options above (None means the default/variant's value).
 
     Returns:
@@ -216,10 +221,10 @@ def lstm(
         raise TypeError(f"{where}: layer_norm must be a bool; got {layer_norm!r}")
     w_init = initializers.get(input_init, where, "input_init")
     u_init = _base.recurrent_init(where, recurrent_init, None)
+    r_init = initializers.get(gate_recurrent_init, where, "gate_recurrent_init")
 
-    has_i = opts["input_gate"] and not opts["coupled"]
-    has_f, has_o = opts["forget_gate"], opts["output_gate"]
-    gates = tuple(g for g, present in (("i", has_i), ("f", has_f), ("g", True), ("o", has_o)) if present)
+    gates = _gate_layout(opts)
+    has_i, has_f, has_o = "i" in gates, "f" in gates, "o" in gates
     sigmoid_gates = tuple(g for g in gates if g != "g")
     H = hidden_size
     G = len(gates) * H
@@ -246,7 +251,7 @@ def lstm(
             recurrent_kernel=initializers.blocks(u_init, k_u, H, H, len(gates), dtype),
             bias=bias,
             peephole=jnp.zeros((S, H), dtype) if use_peep else None,
-            gate_recurrent_kernel=initializers.blocks(u_init, k_r, S * H, H, S, dtype) if fgr else None,
+            gate_recurrent_kernel=initializers.blocks(r_init, k_r, S * H, H, S, dtype) if fgr else None,
             layer_norm=LayerNormParams(
                 jnp.ones((G,), dtype), jnp.ones((G,), dtype), jnp.ones((H,), dtype), jnp.zeros((H,), dtype)
             )
@@ -308,14 +313,31 @@ def lstm(
         layer_norm=layer_norm,
         input_init=input_init,
         recurrent_init=recurrent_init,
+        gate_recurrent_init=gate_recurrent_init,
         **opts,
     )
     return Cell(init, initial_carry, project, step, hidden_size, where, tuple(options.items()))
 
 
-def gate_names(cell: Cell) -> tuple[str, ...]:
-    """The fused gate order of an :func:`lstm` cell's kernels, e.g. ``("i", "f", "g", "o")``."""
-    o = dict(cell.options)
-    has_i = o["input_gate"] and not o["coupled"]
-    present = (("i", has_i), ("f", o["forget_gate"]), ("g", True), ("o", o["output_gate"]))
+def _gate_layout(opts: dict) -> tuple[str, ...]:
+    """The gates present, in fused order: ``i`` (own input gate), ``f``, ``g``, ``o``."""
+    present = (
+        ("i", opts["input_gate"] and not opts["coupled"]),
+        ("f", opts["forget_gate"]),
+        ("g", True),
+        ("o", opts["output_gate"]),
+    )
     return tuple(g for g, p in present if p)
+
+
+def gate_names(cell: Cell) -> tuple[str, ...]:
+    """The fused gate order of an :func:`lstm` cell's kernels, e.g. ``("i", "f", "g", "o")``.
+
+    Example:
+        >>> from rnnlab import cells
+        >>> cells.gate_names(cells.lstm(4, variant="CIFG"))
+        ('f', 'g', 'o')
+    """
+    if cell.name != "lstm":
+        raise ValueError(f"gate_names: cell must be an lstm cell; got {cell.name!r}")
+    return _gate_layout(dict(cell.options))
