@@ -156,7 +156,8 @@ def _scan_cell(cell: Cell, params, b: _Batch, reverse, truncation, unroll, remat
             y = jnp.where(valid_t[:, None], y, jnp.zeros((), y.dtype))
         return new_carry, (y, new_carry if return_carries else None)
 
-    final, (ys, carries) = jax.lax.scan(body, carry0, (jnp.arange(T), xp, valid, resets), unroll=unroll)
+    steps = jnp.arange(T) if truncation is not None else None  # the step index only matters to truncation
+    final, (ys, carries) = jax.lax.scan(body, carry0, (steps, xp, valid, resets), unroll=unroll)
     if reverse:
         ys = jnp.take_along_axis(ys, order[..., None], axis=0)
         if return_carries:
