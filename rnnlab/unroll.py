@@ -176,7 +176,7 @@ def _run(layer, params, b: _Batch, reverse, dropout_key, opts):
         ys = jnp.concatenate([fwd[1], bwd[1]], axis=-1) if layer.merge == "concat" else fwd[1] + bwd[1]
         carries = BidirectionalCarry(fwd[2], bwd[2]) if opts["return_carries"] else None
         return BidirectionalCarry(fwd[0], bwd[0]), ys, carries
-    # Stack: layer by layer, so every layer's input projection is one matmul over all timesteps.
+    # Stack: layer by layer (as cuDNN does), so with hoist_input each layer projects all timesteps at once.
     finals, all_carries = [], []
     ys = b.xs
     valid = None if b.lengths is None else (jnp.arange(ys.shape[0])[:, None] < b.lengths[None, :])[..., None]
