@@ -84,7 +84,8 @@ def _check(where, layer, params, xs, initial_carry, lengths, resets, time_major,
             lo, hi = int(np.min(np.asarray(lengths))), int(np.max(np.asarray(lengths)))
             if lo < 0 or hi > T:
                 raise ValueError(f"{where}: lengths must lie in [0, T={T}]; got values in [{lo}, {hi}]")
-        lengths = lengths.reshape(B)
+        # Values are checked above when concrete; under jit they cannot be, so clip rather than index out of range.
+        lengths = jnp.clip(lengths.reshape(B), 0, T)
     if resets is not None:
         if tuple(resets.shape) != seq_shape:
             raise ValueError(
@@ -226,7 +227,8 @@ def unroll(
         initial_carry: carry before the first step, batched like ``xs``; default zeros.
         lengths: ``(B,)`` integers in [0, T] (a scalar when unbatched). Steps at or past a sequence's
             length do not update its carry and output zeros, so the final carry is the one after each
-            sequence's own last step.
+            sequence's own last step. Values outside [0, T] raise when ``lengths`` is concrete; traced
+            inside ``jit`` they cannot be checked and are clipped to [0, T].
         resets: booleans shaped like ``xs`` without its feature axis. ``resets[t]`` marks ``x_t`` as
             the first step of a new segment (document, episode): the carry is set back to
             ``initial_carry`` before step t. Segments stay the same with ``reverse``.

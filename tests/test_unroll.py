@@ -234,3 +234,20 @@ def test_vmap_over_params_matches_a_loop():
     ys = jax.vmap(lambda p: rnnlab.unroll(cell, p, XS)[1])(ps)
     for k in range(4):
         np.testing.assert_allclose(ys[k], rnnlab.unroll(cell, cell.init(keys[k], I), XS)[1], atol=ATOL)
+
+
+def test_unbatched_stack_with_bidirectional_layer_and_length():
+    deep = rnnlab.stack([rnnlab.bidirectional(cells.gru(4)), cells.lstm(8)], residual=True)
+    p = deep.init(jax.random.key(8), I)
+    single, ys = rnnlab.unroll(deep, p, XS[0], lengths=4)
+    batched, ys_b = rnnlab.unroll(deep, p, XS[:1], lengths=jnp.array([4]))
+    np.testing.assert_allclose(ys, ys_b[0], atol=0)
+    _close(single, jax.tree.map(lambda a: a[0], batched), atol=0)
+    _close((single, ys), rnnlab.reference_unroll(deep, p, XS[0], lengths=4))
+
+
+def test_traced_lengths_out_of_range_are_clipped():
+    cell = CELLS["gru"]
+    p = _params(cell)
+    run = jax.jit(lambda n: rnnlab.unroll(cell, p, XS, lengths=n, reverse=True))
+    _close(run(jnp.array([T + 5, -2, 3])), rnnlab.unroll(cell, p, XS, lengths=jnp.array([T, 0, 3]), reverse=True))
