@@ -10,7 +10,7 @@ Example:
     (3, 5, 8)
 """
 
-from rnnlab import activations, cells, initializers, layers
+from rnnlab import activations, cells, initializers, layers, train
 from rnnlab.cells import Cell
 from rnnlab.layers import Bidirectional, Stack, bidirectional, stack
 from rnnlab.reference import reference_unroll
@@ -23,6 +23,7 @@ __all__ = [
     "cells",
     "initializers",
     "layers",
+    "train",
     "Cell",
     "Bidirectional",
     "Stack",

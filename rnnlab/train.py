@@ -1,0 +1,269 @@
+"""Training: an optax chain from a typed config, a jitted train step, penalties, early stopping.
+
+The optimizer is ``optax.chain(clip, optimizer(schedule))``; the train step returns
+``(state, metrics)`` with the global gradient norm measured **before** clipping, so a run shows
+when clipping was active.
+
+Example:
+    >>> import jax, jax.numpy as jnp
+    >>> import rnnlab
+    >>> from rnnlab import train
+    >>> cell = rnnlab.cells.lstm(8)
+    >>> params = cell.init(jax.random.key(0), 2)
+    >>> def loss_fn(params, batch, key):
+    ...     _, ys = rnnlab.unroll(cell, params, batch["x"])
+    ...     return jnp.mean((ys[:, -1, 0] - batch["y"]) ** 2)
+    >>> config = train.OptimizerConfig("rmsprop", learning_rate=1e-3, clip="global_norm", clip_value=1.0)
+    >>> step = train.make_train_step(loss_fn, train.make_optimizer(config))
+    >>> state = train.init_state(params, train.make_optimizer(config))
+    >>> batch = {"x": jnp.ones((4, 5, 2)), "y": jnp.ones(4)}
+    >>> state, metrics = step(state, batch, jax.random.key(1))
+    >>> sorted(metrics)
+    ['grad_norm', 'loss', 'objective', 'penalty', 'update_norm']
+    >>> int(state.step)
+    1
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from rnnlab import _checks
+
+OPTIMIZERS = ("sgd", "momentum", "nesterov", "rmsprop", "adagrad", "adam", "adamw")
+CLIPS = (None, "global_norm", "value")
+SCHEDULES = ("constant", "cosine", "exponential", "warmup_cosine")
+
+
+@dataclasses.dataclass(frozen=True)
+class OptimizerConfig:
+    """Everything that defines the update rule; parsed from a config, never evaluated.
+
+    Attributes:
+        name: ``"sgd"``, ``"momentum"``, ``"nesterov"`` (Nesterov momentum), ``"rmsprop"``,
+            ``"adagrad"``, ``"adam"`` or ``"adamw"``.
+        learning_rate: peak learning rate > 0.
+        momentum: for ``momentum``/``nesterov`` (and rmsprop's optional momentum); default 0.9.
+        decay: rmsprop's squared-gradient decay; default 0.9.
+        weight_decay: decoupled weight decay for ``adamw``.
+        clip: ``None``, ``"global_norm"`` (rescale the gradient so its global L2 norm is at most
+            ``clip_value``; Pascanu et al. 2013) or ``"value"`` (clip every component to
+            ``[-clip_value, clip_value]``).
+        clip_value: threshold of the clip, > 0.
+        schedule: ``"constant"``, ``"cosine"`` (decay to 0 over ``total_steps``), ``"exponential"``
+            (``decay_rate`` per ``total_steps``) or ``"warmup_cosine"`` (linear warm-up over
+            ``warmup_steps``, then cosine).
+        total_steps, warmup_steps, decay_rate: schedule parameters.
+    """
+
+    name: str = "adam"
+    learning_rate: float = 1e-3
+    momentum: float = 0.9
+    decay: float = 0.9
+    weight_decay: float = 0.0
+    clip: str | None = "global_norm"
+    clip_value: float = 1.0
+    schedule: str = "constant"
+    total_steps: int = 1000
+    warmup_steps: int = 0
+    decay_rate: float = 0.1
+
+    def __post_init__(self):
+        where = "OptimizerConfig"
+        _checks.choice(where, "name", self.name, OPTIMIZERS)
+        _checks.choice(where, "clip", self.clip, CLIPS)
+        _checks.choice(where, "schedule", self.schedule, SCHEDULES)
+        for field in ("learning_rate", "clip_value"):
+            value = _checks.real_number(where, field, getattr(self, field))
+            if not value > 0 or not math.isfinite(value):
+                raise ValueError(f"{where}: {field} must be a finite number > 0; got {value}")
+        for field in ("momentum", "decay"):
+            value = _checks.real_number(where, field, getattr(self, field))
+            if not 0 <= value < 1:
+                raise ValueError(f"{where}: {field} must be in [0, 1); got {value}")
+        if _checks.real_number(where, "weight_decay", self.weight_decay) < 0:
+            raise ValueError(f"{where}: weight_decay must be >= 0; got {self.weight_decay}")
+        _checks.positive_int(where, "total_steps", self.total_steps)
+        if isinstance(self.warmup_steps, bool) or not isinstance(self.warmup_steps, int) or self.warmup_steps < 0:
+            raise ValueError(f"{where}: warmup_steps must be an int >= 0; got {self.warmup_steps!r}")
+
+    @classmethod
+    def from_dict(cls, config: dict) -> OptimizerConfig:
+        """Builds a config from a plain dict (e.g. parsed JSON), rejecting unknown keys by name."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(config) - known)
+        if unknown:
+            raise ValueError(f"OptimizerConfig: unknown key(s) {unknown}; known keys are {sorted(known)}")
+        return cls(**config)
+
+
+def make_schedule(config: OptimizerConfig) -> optax.Schedule:
+    """The learning-rate schedule of ``config``."""
+    lr, n = config.learning_rate, config.total_steps
+    if config.schedule == "constant":
+        return optax.constant_schedule(lr)
+    if config.schedule == "cosine":
+        return optax.cosine_decay_schedule(lr, n)
+    if config.schedule == "exponential":
+        return optax.exponential_decay(lr, n, config.decay_rate)
+    return optax.warmup_cosine_decay_schedule(0.0, lr, max(config.warmup_steps, 1), max(n, config.warmup_steps + 1))
+
+
+def make_optimizer(config: OptimizerConfig) -> optax.GradientTransformation:
+    """``optax.chain(clip, optimizer)`` for ``config``.
+
+    Example:
+        >>> from rnnlab import train
+        >>> opt = train.make_optimizer(train.OptimizerConfig("nesterov", learning_rate=0.01, clip="value"))
+        >>> type(opt).__name__
+        'GradientTransformationExtraArgs'
+    """
+    lr = make_schedule(config)
+    optimizer = {
+        "sgd": lambda: optax.sgd(lr),
+        "momentum": lambda: optax.sgd(lr, momentum=config.momentum),
+        "nesterov": lambda: optax.sgd(lr, momentum=config.momentum, nesterov=True),
+        "rmsprop": lambda: optax.rmsprop(lr, decay=config.decay),
+        "adagrad": lambda: optax.adagrad(lr),
+        "adam": lambda: optax.adam(lr),
+        "adamw": lambda: optax.adamw(lr, weight_decay=config.weight_decay),
+    }[config.name]()
+    clip = {
+        None: optax.identity,
+        "global_norm": lambda: optax.clip_by_global_norm(config.clip_value),
+        "value": lambda: optax.clip(config.clip_value),
+    }[config.clip]()
+    return optax.chain(clip, optimizer)
+
+
+def _is_weight(path) -> bool:
+    last = path[-1]
+    name = getattr(last, "name", getattr(last, "key", ""))
+    return isinstance(name, str) and name.endswith("kernel")
+
+
+def penalty(params, l1: float = 0.0, l2: float = 0.0) -> jax.Array:
+    """``l1 * sum|w| + l2 * sum w^2 / 2`` over the weight matrices (fields named ``*kernel``).
+
+    Biases, peepholes and layer-norm gains are not penalized.
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> from rnnlab import cells, train
+        >>> p = cells.elman(2).init(jax.random.key(0), 2)
+        >>> p = jax.tree.map(jnp.ones_like, p)  # 4 + 4 kernel entries, 2 bias entries
+        >>> float(train.penalty(p, l1=1.0)), float(train.penalty(p, l2=1.0))
+        (8.0, 4.0)
+    """
+    total = jnp.zeros(())
+    if l1 == 0 and l2 == 0:
+        return total
+    for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]:
+        if _is_weight(path):
+            total = total + l1 * jnp.sum(jnp.abs(leaf)) + 0.5 * l2 * jnp.sum(jnp.square(leaf))
+    return total
+
+
+class TrainState(NamedTuple):
+    """What changes during training: ``params``, ``opt_state`` and the ``step`` count (int32)."""
+
+    params: Any
+    opt_state: Any
+    step: jax.Array
+
+
+def init_state(params, optimizer: optax.GradientTransformation) -> TrainState:
+    """A fresh :class:`TrainState` at step 0."""
+    return TrainState(params, optimizer.init(params), jnp.zeros((), jnp.int32))
+
+
+def make_train_step(
+    loss_fn: Callable,
+    optimizer: optax.GradientTransformation,
+    *,
+    l1: float = 0.0,
+    l2: float = 0.0,
+    jit: bool = True,
+) -> Callable:
+    """Builds ``step(state, batch, key) -> (state, metrics)``.
+
+    Args:
+        loss_fn: ``loss_fn(params, batch, key) -> loss`` (a scalar); ``key`` is for dropout.
+        optimizer: e.g. from :func:`make_optimizer`.
+        l1, l2: penalties on the weight matrices (see :func:`penalty`), added to the objective.
+        jit: compile the step (default).
+
+    Returns:
+        The step function. ``metrics`` holds ``loss`` (without penalty), ``penalty``,
+        ``objective`` (their sum, what is differentiated), ``grad_norm`` (global L2 norm of the
+        gradient *before* clipping) and ``update_norm`` (global norm of the applied update).
+    """
+    for name, value in (("l1", l1), ("l2", l2)):
+        if _checks.real_number("make_train_step", name, value) < 0:
+            raise ValueError(f"make_train_step: {name} must be >= 0; got {value}")
+
+    def objective(params, batch, key):
+        loss = loss_fn(params, batch, key)
+        pen = penalty(params, l1, l2)
+        return loss + pen, (loss, pen)
+
+    def step(state: TrainState, batch, key):
+        (obj, (loss, pen)), grads = jax.value_and_grad(objective, has_aux=True)(state.params, batch, key)
+        updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        metrics = {
+            "loss": loss,
+            "penalty": pen,
+            "objective": obj,
+            "grad_norm": optax.tree.norm(grads),
+            "update_norm": optax.tree.norm(updates),
+        }
+        return TrainState(params, opt_state, state.step + 1), metrics
+
+    return jax.jit(step) if jit else step
+
+
+class EarlyStopping(NamedTuple):
+    """Early stopping on a held-out metric (lower is better).
+
+    ``update`` returns the new state; stop when ``should_stop``. ``best_step`` tells which
+    evaluation produced ``best`` so its parameters can be kept.
+
+    Example:
+        >>> from rnnlab.train import EarlyStopping
+        >>> es = EarlyStopping.create(patience=2)
+        >>> for step, value in enumerate([1.0, 0.5, 0.6, 0.55, 0.7]):
+        ...     es = es.update(value, step)
+        >>> es.best, es.best_step, es.should_stop
+        (0.5, 1, True)
+    """
+
+    patience: int
+    min_delta: float
+    best: float
+    best_step: int
+    bad_evals: int
+
+    @classmethod
+    def create(cls, patience: int, min_delta: float = 0.0) -> EarlyStopping:
+        _checks.positive_int("EarlyStopping", "patience", patience)
+        if _checks.real_number("EarlyStopping", "min_delta", min_delta) < 0:
+            raise ValueError(f"EarlyStopping: min_delta must be >= 0; got {min_delta}")
+        return cls(patience, float(min_delta), math.inf, -1, 0)
+
+    def update(self, value: float, step: int) -> EarlyStopping:
+        value = float(value)
+        if value < self.best - self.min_delta:
+            return self._replace(best=value, best_step=int(step), bad_evals=0)
+        return self._replace(bad_evals=self.bad_evals + 1)
+
+    @property
+    def should_stop(self) -> bool:
+        return self.bad_evals >= self.patience

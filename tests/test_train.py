@@ -1,0 +1,142 @@
+"""The training stack: optimizer chain from a config, the train step's metrics, penalties, early stopping."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import rnnlab
+from rnnlab import train
+
+B, T, I, H = 3, 4, 5, 6
+CELL = rnnlab.cells.lstm(H, variant="vanilla", layer_norm=True)  # peepholes and gains too: every leaf must move
+PARAMS = CELL.init(jax.random.key(0), I)
+BATCH = {"x": jax.random.normal(jax.random.key(1), (B, T, I)), "y": jnp.array([0.5, -1.0, 2.0])}
+
+
+def loss_fn(params, batch, key, scale=1.0):
+    del key
+    _, ys = rnnlab.unroll(CELL, params, batch["x"])
+    return scale * jnp.mean((jnp.sum(ys[:, -1], axis=-1) - batch["y"]) ** 2)
+
+
+def _step(config, scale=1.0, **kw):
+    opt = train.make_optimizer(config)
+    step = train.make_train_step(lambda p, b, k: loss_fn(p, b, k, scale), opt, **kw)
+    return step, train.init_state(PARAMS, opt)
+
+
+def test_every_parameter_changes():
+    step, state = _step(train.OptimizerConfig("adam", learning_rate=1e-2))
+    new, _ = step(state, BATCH, jax.random.key(0))
+    for path, (a, b) in zip(
+        jax.tree_util.tree_flatten_with_path(PARAMS)[0], zip(jax.tree.leaves(PARAMS), jax.tree.leaves(new.params))
+    ):
+        assert np.all(np.asarray(a) != np.asarray(b)), f"{jax.tree_util.keystr(path[0])} has entries that did not move"
+    assert int(new.step) == 1
+
+
+def test_grad_norm_is_logged_before_clipping_and_clip_bounds_the_update():
+    clip = 0.1
+    step, state = _step(train.OptimizerConfig("sgd", learning_rate=1.0, clip="global_norm", clip_value=clip), scale=100)
+    _, metrics = step(state, BATCH, jax.random.key(0))
+    raw = optax.tree.norm(jax.grad(lambda p: loss_fn(p, BATCH, None, 100))(PARAMS))
+    np.testing.assert_allclose(metrics["grad_norm"], raw, rtol=1e-5)
+    assert float(metrics["grad_norm"]) > 10 * clip  # clipping was active...
+    np.testing.assert_allclose(metrics["update_norm"], clip, rtol=1e-5)  # ...and the sgd step has norm lr * clip
+
+
+def test_clip_by_value_bounds_every_component():
+    step, state = _step(train.OptimizerConfig("sgd", learning_rate=1.0, clip="value", clip_value=1e-3), scale=100)
+    new, _ = step(state, BATCH, jax.random.key(0))
+    deltas = jax.tree.map(lambda a, b: jnp.max(jnp.abs(a - b)), new.params, PARAMS)
+    largest = max(float(d) for d in jax.tree.leaves(deltas))
+    # new - old is rounded to float32 around weights of size ~1: allow one rounding step (~6e-8).
+    assert 1e-3 - 1e-7 <= largest <= 1e-3 + 1e-7  # some component hit the bound, none passed it
+
+
+def test_penalties_add_to_the_objective_and_spare_biases():
+    l1, l2 = 0.01, 0.1
+    step, state = _step(train.OptimizerConfig("sgd", learning_rate=1.0, clip=None), scale=0.0, l1=l1, l2=l2)
+    new, metrics = step(state, BATCH, jax.random.key(0))
+    kernels = [PARAMS.input_kernel, PARAMS.recurrent_kernel]
+    expected = sum(l1 * np.abs(np.asarray(k)).sum() + 0.5 * l2 * (np.asarray(k) ** 2).sum() for k in kernels)
+    np.testing.assert_allclose(metrics["penalty"], expected, rtol=1e-5)
+    np.testing.assert_allclose(metrics["objective"], metrics["loss"] + metrics["penalty"], rtol=1e-6)
+    # With a zero loss, plain SGD moves each weight by -(l1 * sign(w) + l2 * w) and leaves the rest alone.
+    w = np.asarray(PARAMS.recurrent_kernel)
+    np.testing.assert_allclose(new.params.recurrent_kernel, w - (l1 * np.sign(w) + l2 * w), atol=1e-6)
+    np.testing.assert_array_equal(new.params.bias, PARAMS.bias)
+    np.testing.assert_array_equal(new.params.peephole, PARAMS.peephole)
+
+
+@pytest.mark.parametrize("name", train.OPTIMIZERS)
+def test_each_optimizer_lowers_the_loss(name):
+    lr = {"sgd": 0.05, "momentum": 0.02, "nesterov": 0.02, "adagrad": 0.1}.get(name, 0.01)
+    step, state = _step(train.OptimizerConfig(name, learning_rate=lr, weight_decay=1e-4))
+    first = None
+    for k in range(15):
+        state, metrics = step(state, BATCH, jax.random.key(k))
+        first = float(metrics["loss"]) if first is None else first
+    assert float(metrics["loss"]) < first
+
+
+def test_step_traces_once():
+    traces = []
+    opt = train.make_optimizer(train.OptimizerConfig())
+
+    def counted(p, b, k):
+        traces.append(1)
+        return loss_fn(p, b, k)
+
+    step = train.make_train_step(counted, opt)
+    state = train.init_state(PARAMS, opt)
+    for k in range(3):
+        state, _ = step(state, BATCH, jax.random.key(k))
+    assert len(traces) == 1
+
+
+def test_schedules():
+    cfg = dict(learning_rate=1.0, total_steps=10)
+    assert float(train.make_schedule(train.OptimizerConfig(schedule="constant", **cfg))(7)) == 1.0
+    np.testing.assert_allclose(train.make_schedule(train.OptimizerConfig(schedule="cosine", **cfg))(10), 0.0, atol=1e-7)
+    np.testing.assert_allclose(
+        train.make_schedule(train.OptimizerConfig(schedule="exponential", decay_rate=0.5, **cfg))(10), 0.5, rtol=1e-6
+    )
+    warm = train.make_schedule(train.OptimizerConfig(schedule="warmup_cosine", warmup_steps=4, **cfg))
+    np.testing.assert_allclose([warm(0), warm(2), warm(4)], [0.0, 0.5, 1.0], atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "kwargs, exc, pattern",
+    [
+        ({"name": "adamax"}, ValueError, r"name must be one of .*got 'adamax'"),
+        ({"learning_rate": -1.0}, ValueError, r"learning_rate must be a finite number > 0; got -1.0"),
+        ({"learning_rate": float("nan")}, ValueError, r"learning_rate must be a finite number > 0"),
+        ({"clip": "norm"}, ValueError, r"clip must be one of .*got 'norm'"),
+        ({"momentum": 1.0}, ValueError, r"momentum must be in \[0, 1\); got 1.0"),
+        ({"schedule": "linear"}, ValueError, r"schedule must be one of"),
+        ({"total_steps": 0}, ValueError, r"total_steps must be a positive int; got 0"),
+    ],
+)
+def test_config_errors(kwargs, exc, pattern):
+    with pytest.raises(exc, match=pattern):
+        train.OptimizerConfig(**kwargs)
+
+
+def test_config_from_dict():
+    cfg = train.OptimizerConfig.from_dict({"name": "rmsprop", "learning_rate": 1e-3, "clip_value": 1.0})
+    assert cfg.name == "rmsprop" and cfg.clip == "global_norm"
+    with pytest.raises(ValueError, match=r"unknown key\(s\) \['lr'\]"):
+        train.OptimizerConfig.from_dict({"lr": 1e-3})
+
+
+def test_early_stopping():
+    es = train.EarlyStopping.create(patience=3, min_delta=0.01)
+    for step, value in enumerate([1.0, 0.9, 0.895, 0.899, 0.89, 0.95]):
+        es = es.update(value, step)
+    # 0.895 and 0.89 are within min_delta of 0.9: not improvements.
+    assert (es.best, es.best_step, es.bad_evals, es.should_stop) == (0.9, 1, 4, True)
+    with pytest.raises(ValueError, match="patience must be a positive int"):
+        train.EarlyStopping.create(patience=0)
