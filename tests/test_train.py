@@ -140,3 +140,36 @@ def test_early_stopping():
     assert (es.best, es.best_step, es.bad_evals, es.should_stop) == (0.9, 1, 4, True)
     with pytest.raises(ValueError, match="patience must be a positive int"):
         train.EarlyStopping.create(patience=0)
+
+
+@pytest.mark.parametrize("shared_batch", [True, False])
+def test_seeds_in_parallel_equal_separate_runs(shared_batch):
+    n = 3
+    opt = train.make_optimizer(train.OptimizerConfig("adam", learning_rate=1e-2))
+    cell = rnnlab.cells.gru(H)
+    init_keys = jax.random.split(jax.random.key(3), n)
+
+    def loss(p, batch, key):
+        _, ys = rnnlab.unroll(cell, p, batch["x"])
+        noise = 0.1 * jax.random.normal(key, ys.shape[:1])  # the per-seed key must reach the loss
+        return jnp.mean((jnp.sum(ys[:, -1], -1) + noise - batch["y"]) ** 2)
+
+    batches = [jax.tree.map(lambda a, s=s: a * (1 + 0.1 * s), BATCH) for s in range(n)]
+    batch = BATCH if shared_batch else jax.tree.map(lambda *a: jnp.stack(a), *batches)
+    parallel = train.make_seeds_train_step(loss, opt, shared_batch=shared_batch)
+    states = train.init_seeds(lambda k: cell.init(k, I), init_keys, opt)
+    single = train.make_train_step(loss, opt)
+    alone = [train.init_state(cell.init(k, I), opt) for k in init_keys]
+    for t in range(3):
+        keys = jax.random.split(jax.random.key(100 + t), n)
+        states, metrics = parallel(states, batch, keys)
+        for s in range(n):
+            alone[s], m = single(alone[s], BATCH if shared_batch else batches[s], keys[s])
+            np.testing.assert_allclose(metrics["loss"][s], m["loss"], rtol=1e-5)
+    for s in range(n):
+        for a, b in zip(
+            jax.tree.leaves(alone[s].params), jax.tree.leaves(jax.tree.map(lambda x, s=s: x[s], states.params))
+        ):
+            np.testing.assert_allclose(a, b, atol=1e-6)
+    # Different seeds really are different models.
+    assert not np.allclose(states.params.recurrent_kernel[0], states.params.recurrent_kernel[1])
