@@ -124,7 +124,9 @@ def _reverse_order(T: int, lengths: jax.Array | None, B: int):
     return jnp.where(t < lengths[None, :], lengths[None, :] - 1 - t, t)
 
 
-def _scan_cell(cell: Cell, params, b: _Batch, reverse, truncation, unroll, remat, return_carries, hoist_input):
+def _scan_cell(
+    cell: Cell, params, b: _Batch, reverse, truncation, unroll, remat, return_carries, hoist_input, offsets=None
+):
     T, B = b.xs.shape[0], b.xs.shape[1]
     if hoist_input is None:
         hoist_input = jax.default_backend() != "cpu"
@@ -135,6 +137,7 @@ def _scan_cell(cell: Cell, params, b: _Batch, reverse, truncation, unroll, remat
     if reverse:
         order = _reverse_order(T, b.lengths, B)
         xp = jnp.take_along_axis(xp, order[..., None], axis=0)
+        offsets = jax.tree.map(lambda o: jnp.take_along_axis(o, _expand(order, o), axis=0), offsets)
         if resets is not None:
             # A segment boundary before step t is, walking backwards, a reset before step t - 1.
             shifted = jnp.concatenate([resets[1:], jnp.zeros((1, resets.shape[1]), bool)], axis=0)
@@ -145,12 +148,15 @@ def _scan_cell(cell: Cell, params, b: _Batch, reverse, truncation, unroll, remat
     step = jax.checkpoint(step) if remat else step
 
     def body(carry, inputs):
-        t, xp_t, valid_t, reset_t = inputs
+        t, xp_t, valid_t, reset_t, off_t = inputs
         if truncation is not None:
             cut = (t % truncation == 0) & (t > 0)
             carry = jax.tree.map(lambda c: jnp.where(cut, jax.lax.stop_gradient(c), c), carry)
         start = carry if reset_t is None else _tree_where(jnp.broadcast_to(reset_t, (B,)), carry0, carry)
         new_carry, y = step(params, start, xp_t)
+        if off_t is not None:  # zero perturbations whose gradient is dL/d(carry_t): see diagnostics
+            new_carry = jax.tree.map(jnp.add, new_carry, off_t)
+            y = new_carry.hidden
         if valid_t is not None:
             # Past its end a sequence keeps its carry, whatever reset flags its padding holds.
             new_carry = _tree_where(valid_t, new_carry, carry)
@@ -158,19 +164,22 @@ def _scan_cell(cell: Cell, params, b: _Batch, reverse, truncation, unroll, remat
         return new_carry, (y, new_carry if return_carries else None)
 
     steps = jnp.arange(T) if truncation is not None else None  # the step index only matters to truncation
-    final, (ys, carries) = jax.lax.scan(body, carry0, (steps, xp, valid, resets), unroll=unroll)
+    final, (ys, carries) = jax.lax.scan(body, carry0, (steps, xp, valid, resets, offsets), unroll=unroll)
     if reverse:
         ys = jnp.take_along_axis(ys, order[..., None], axis=0)
         if return_carries:
-            carries = jax.tree.map(
-                lambda c: jnp.take_along_axis(c, order.reshape(order.shape + (1,) * (c.ndim - 2)), axis=0), carries
-            )
+            carries = jax.tree.map(lambda c: jnp.take_along_axis(c, _expand(order, c), axis=0), carries)
     return final, ys, carries
 
 
-def _run(layer, params, b: _Batch, reverse, dropout_key, opts):
+def _expand(order, like):
+    """``order (T, B)`` with trailing unit axes to index ``like (T, B, ...)`` along time."""
+    return order.reshape(order.shape + (1,) * (like.ndim - 2))
+
+
+def _run(layer, params, b: _Batch, reverse, dropout_key, opts, offsets=None):
     if isinstance(layer, Cell):
-        return _scan_cell(layer, params, b, reverse, **opts)
+        return _scan_cell(layer, params, b, reverse, **opts, offsets=offsets)
     if isinstance(layer, Bidirectional):
         fwd = _scan_cell(layer.forward, params.forward, b._replace(carry=b.carry.forward), reverse, **opts)
         bwd = _scan_cell(layer.backward, params.backward, b._replace(carry=b.carry.backward), not reverse, **opts)
@@ -212,6 +221,7 @@ def unroll(
     return_carries: bool = False,
     dropout_key: jax.Array | None = None,
     hoist_input: bool | None = None,
+    carry_offsets=None,
 ):
     """Runs ``cell`` over the sequence ``xs`` with ``jax.lax.scan``.
 
@@ -245,6 +255,10 @@ def unroll(
         hoist_input: compute the input projection before the loop (True) or inside each step
             (False). ``None`` (default) hoists except on CPU, where XLA measured the per-step
             projection faster (``bench/RESULTS.md``). Results agree to float rounding.
+        carry_offsets: for gradient diagnostics (cells only): a pytree shaped like ``carries``
+            (see ``return_carries``) added to the carry after every step. Pass zeros and
+            differentiate with respect to it: the gradient at step t is ``dL/d(carry_t)``, the
+            error arriving at step t from every later step. See :mod:`rnnlab.diagnostics`.
 
     Returns:
         ``(final_carry, ys)``, with ``ys`` shaped like ``xs`` but with the output width last; with
@@ -282,7 +296,27 @@ def unroll(
     opts = dict(
         truncation=truncation, unroll=unroll, remat=remat, return_carries=return_carries, hoist_input=hoist_input
     )
-    final, ys, carries = _run(cell, params, b, reverse, dropout_key, opts)
+    offsets = None
+    if carry_offsets is not None:
+        if not isinstance(cell, Cell):
+            raise TypeError(f"{where}: carry_offsets works on a single Cell; got {type(cell).__name__}")
+        want = jax.eval_shape(lambda: jax.tree.map(lambda a: jnp.zeros(a.shape[1:]), b.carry))
+        T, B = b.xs.shape[0], b.xs.shape[1]
+        lead = (T,) if not b.batched else ((T, B) if time_major else (B, T))
+        if jax.tree.structure(carry_offsets) != jax.tree.structure(want) or any(
+            tuple(o.shape) != lead + tuple(w.shape)
+            for o, w in zip(jax.tree.leaves(carry_offsets), jax.tree.leaves(want))
+        ):
+            shapes = jax.tree.map(lambda w: lead + tuple(w.shape), want)
+            raise ValueError(
+                f"{where}: carry_offsets must match the carries' shapes {shapes}; got "
+                f"{jax.tree.map(lambda o: tuple(o.shape), carry_offsets)}"
+            )
+        if not b.batched:
+            offsets = jax.tree.map(lambda o: o[:, None], carry_offsets)
+        else:
+            offsets = carry_offsets if time_major else jax.tree.map(lambda o: jnp.swapaxes(o, 0, 1), carry_offsets)
+    final, ys, carries = _run(cell, params, b, reverse, dropout_key, opts, offsets)
     if not b.batched:
         final = jax.tree.map(lambda a: a[0], final)
         ys = ys[:, 0]
