@@ -10,7 +10,7 @@ Example:
     (3, 5, 8)
 """
 
-from rnnlab import activations, cells, initializers, layers, train
+from rnnlab import activations, cells, diagnostics, initializers, layers, tasks, train
 from rnnlab.cells import Cell
 from rnnlab.layers import Bidirectional, Stack, bidirectional, stack
 from rnnlab.reference import reference_unroll
@@ -24,6 +24,8 @@ __all__ = [
     "initializers",
     "layers",
     "train",
+    "tasks",
+    "diagnostics",
     "Cell",
     "Bidirectional",
     "Stack",
