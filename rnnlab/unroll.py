@@ -258,7 +258,8 @@ def unroll(
         carry_offsets: for gradient diagnostics (cells only): a pytree shaped like ``carries``
             (see ``return_carries``) added to the carry after every step. Pass zeros and
             differentiate with respect to it: the gradient at step t is ``dL/d(carry_t)``, the
-            error arriving at step t from every later step. See :mod:`rnnlab.diagnostics`.
+            error arriving at step t from every later step. The output ``y_t`` is taken to be the
+            perturbed ``carry.hidden``, as it is for every built-in cell. See :mod:`rnnlab.diagnostics`.
 
     Returns:
         ``(final_carry, ys)``, with ``ys`` shaped like ``xs`` but with the output width last; with
