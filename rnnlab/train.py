@@ -117,7 +117,11 @@ def make_schedule(config: OptimizerConfig) -> optax.Schedule:
 
 
 def make_optimizer(config: OptimizerConfig) -> optax.GradientTransformation:
-    """``optax.chain(clip, optimizer)`` for ``config``.
+    """``optax.chain(clip, optimizer)`` for ``config``, with the peak learning rate injected.
+
+    The chain is wrapped in ``optax.inject_hyperparams``: the optimizer state holds
+    ``hyperparams["learning_rate"]``, the peak of the schedule, which :func:`init_seeds` can set
+    per model to train a learning-rate grid in one compiled program.
 
     Example:
         >>> from rnnlab import train
@@ -125,22 +129,33 @@ def make_optimizer(config: OptimizerConfig) -> optax.GradientTransformation:
         >>> type(opt).__name__
         'GradientTransformationExtraArgs'
     """
-    lr = make_schedule(config)
-    optimizer = {
-        "sgd": lambda: optax.sgd(lr),
-        "momentum": lambda: optax.sgd(lr, momentum=config.momentum),
-        "nesterov": lambda: optax.sgd(lr, momentum=config.momentum, nesterov=True),
-        "rmsprop": lambda: optax.rmsprop(lr, decay=config.decay),
-        "adagrad": lambda: optax.adagrad(lr),
-        "adam": lambda: optax.adam(lr),
-        "adamw": lambda: optax.adamw(lr, weight_decay=config.weight_decay),
-    }[config.name]()
-    clip = {
-        None: optax.identity,
-        "global_norm": lambda: optax.clip_by_global_norm(config.clip_value),
-        "value": lambda: optax.clip(config.clip_value),
-    }[config.clip]()
-    return optax.chain(clip, optimizer)
+
+    def chain(learning_rate):
+        # Every schedule is linear in its peak, so the peak can be a traced per-model value.
+        shape = make_schedule(dataclasses.replace(config, learning_rate=1.0))
+
+        def lr_t(count):
+            return learning_rate * shape(count)
+
+        optimizer = {
+            "sgd": lambda: optax.sgd(lr_t),
+            "momentum": lambda: optax.sgd(lr_t, momentum=config.momentum),
+            "nesterov": lambda: optax.sgd(lr_t, momentum=config.momentum, nesterov=True),
+            "rmsprop": lambda: optax.rmsprop(lr_t, decay=config.decay),
+            "adagrad": lambda: optax.adagrad(lr_t),
+            "adam": lambda: optax.adam(lr_t),
+            "adamw": lambda: optax.adamw(lr_t, weight_decay=config.weight_decay),
+        }[config.name]()
+        clip = {
+            None: optax.identity,
+            "global_norm": lambda: optax.clip_by_global_norm(config.clip_value),
+            "value": lambda: optax.clip(config.clip_value),
+        }[config.clip]()
+        return optax.chain(clip, optimizer)
+
+    # The peak learning rate lives in the optimizer state (optax.inject_hyperparams), so
+    # models trained together in one vmapped program can each have their own (init_seeds).
+    return optax.inject_hyperparams(chain)(learning_rate=config.learning_rate)
 
 
 def _is_weight(path) -> bool:
@@ -269,15 +284,50 @@ class EarlyStopping(NamedTuple):
         return self.bad_evals >= self.patience
 
 
-def init_seeds(init_fn: Callable, keys: jax.Array, optimizer: optax.GradientTransformation) -> TrainState:
+def init_seeds(
+    init_fn: Callable,
+    keys: jax.Array,
+    optimizer: optax.GradientTransformation,
+    *,
+    learning_rates=None,
+) -> TrainState:
     """Independently initialized models, stacked: every leaf of the result has a leading seed axis.
 
     Args:
         init_fn: ``init_fn(key) -> params``, e.g. ``lambda k: cell.init(k, input_size)``.
         keys: ``(N,)`` PRNG keys, one per seed.
         optimizer: the optimizer whose state is initialized for each seed.
+        learning_rates: optional ``(N,)`` peak learning rates, one per model, replacing the
+            config's (the optimizer must come from :func:`make_optimizer`). Pair it with repeated
+            keys to train a grid of learning rates x seeds in one program.
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> from rnnlab import cells, train
+        >>> cell = cells.elman(4)
+        >>> opt = train.make_optimizer(train.OptimizerConfig("sgd"))
+        >>> keys = jnp.repeat(jax.random.split(jax.random.key(0), 2), 3, axis=0)   # 2 seeds x 3 rates
+        >>> lrs = jnp.tile(jnp.array([1e-3, 1e-2, 1e-1]), 2)
+        >>> states = train.init_seeds(lambda k: cell.init(k, 2), keys, opt, learning_rates=lrs)
+        >>> states.opt_state.hyperparams["learning_rate"].shape
+        (6,)
     """
-    return jax.vmap(lambda k: init_state(init_fn(k), optimizer))(keys)
+    if not hasattr(keys, "shape") or keys.ndim != 1:
+        raise ValueError(f"init_seeds: keys must be a (N,) array of PRNG keys; got {getattr(keys, 'shape', keys)!r}")
+    states = jax.vmap(lambda k: init_state(init_fn(k), optimizer))(keys)
+    if learning_rates is None:
+        return states
+    hyper = getattr(states.opt_state, "hyperparams", None)
+    if not isinstance(hyper, dict) or "learning_rate" not in hyper:
+        raise ValueError("init_seeds: learning_rates needs an optimizer from train.make_optimizer (lr injected)")
+    lrs = jnp.asarray(learning_rates, hyper["learning_rate"].dtype)
+    if lrs.shape != keys.shape:
+        raise ValueError(
+            f"init_seeds: learning_rates must have shape {tuple(keys.shape)} (one per key); got {lrs.shape}"
+        )
+    if _checks.is_concrete(lrs) and not bool(jnp.all(lrs > 0)):
+        raise ValueError(f"init_seeds: learning_rates must all be > 0; got {lrs}")
+    return states._replace(opt_state=states.opt_state._replace(hyperparams={**hyper, "learning_rate": lrs}))
 
 
 def make_seeds_train_step(

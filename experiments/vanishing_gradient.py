@@ -1,0 +1,446 @@
+"""LSTM vs plain RNN: how far back the gradient reaches, and which cells learn long lags.
+
+Run (from the repository root; ``make demo`` runs the quick preset):
+
+    .venv/bin/python experiments/vanishing_gradient.py --preset quick            # a few minutes on a laptop CPU
+    .venv/bin/python experiments/vanishing_gradient.py --preset full --out runs/vg-full
+
+Two parts, for each cell (tanh RNN, IRNN, LSTM with forget bias 0 and 1 and chrono init, GRU):
+
+1. Gradient flow: ``||dL/dh_t||`` against the lag ``T - t`` on the task's test loss, at
+   initialization and after training, averaged over seeds (``rnnlab.diagnostics``).
+2. Long-lag learning: success rate over seeds and final test loss against the sequence length,
+   next to the task's baseline (``rnnlab.protocols.train_on_task``).
+
+Writes ``runs/<name>/`` (``--out`` to change): ``config.json``, ``results.json``, per-run histories
+under ``runs/``, PNG plots and ``report.md``. The same ``--seed`` gives the same numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+import pathlib
+import sys
+import time
+
+import numpy as np
+
+import rnnlab
+from rnnlab import protocols, runs, tasks
+from rnnlab.train import OptimizerConfig
+
+# Cell id -> (label, factory(hidden_size, time_steps)). Chrono init spreads the forget-gate
+# timescales over [1, T_max] with T_max the number of steps of the task's sequences.
+CELLS = {
+    "tanh": ("tanh RNN", lambda h, t: rnnlab.cells.elman(h)),
+    "irnn": ("IRNN", lambda h, t: rnnlab.cells.irnn(h)),
+    "lstm_fb0": ("LSTM, forget bias 0", lambda h, t: rnnlab.cells.lstm(h, forget_bias=0.0)),
+    "lstm_fb1": ("LSTM, forget bias 1", lambda h, t: rnnlab.cells.lstm(h, forget_bias=1.0)),
+    "lstm_chrono": ("LSTM, chrono init", lambda h, t: rnnlab.cells.lstm(h, chrono_t_max=t)),
+    "gru": ("GRU", lambda h, t: rnnlab.cells.gru(h)),
+}
+
+# What Arjovsky, Shah & Bengio (2016) report, to print next to our numbers (see ../shared/RESEARCH.md).
+PUBLISHED = {
+    "adding": "Arjovsky et al. 2016 (128 units, RMSprop 1e-3, clip 1; T = 100, 200, 400, 750): the tanh RNN and the "
+    "IRNN never beat the baseline MSE 0.167; the LSTM (forget bias 1) beats it convincingly up to T = 400 and only "
+    "partly at T = 750.",
+    "copy": "Arjovsky et al. 2016: the tanh RNN stays at the memoryless baseline 10 log(8) / (T + 20); a 40-unit LSTM "
+    "beat it only at T = 100. Tallec & Ollivier 2018: a 128-unit LSTM with chrono init leaves the plateau at T = 500 "
+    "and T = 2000.",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """One run of the experiment.
+
+    Attributes:
+        name: the run folder's name under ``runs/``.
+        cells: ids from :data:`CELLS`.
+        lengths: ``{task name: lengths}``; tasks from :mod:`rnnlab.tasks`.
+        hidden_size: units per cell.
+        seed: the experiment seed.
+        train: how each (cell, task, length) is trained and scored.
+    """
+
+    name: str
+    cells: tuple[str, ...]
+    lengths: dict[str, tuple[int, ...]]
+    hidden_size: int
+    seed: int
+    train: protocols.TrainSettings
+
+    def __post_init__(self):
+        unknown = sorted(set(self.cells) - set(CELLS))
+        if unknown or not self.cells:
+            raise ValueError(f"Config: unknown cell(s) {unknown}; choose from {sorted(CELLS)}")
+        if not self.lengths:
+            raise ValueError("Config: lengths must name at least one task")
+        for task, lengths in self.lengths.items():
+            t = tasks.get(task)
+            if not lengths:
+                raise ValueError(f"Config: lengths[{task!r}] is empty")
+            for length in lengths:
+                if not isinstance(length, int) or length < t.min_length:
+                    raise ValueError(f"Config: lengths[{task!r}] must be ints >= {t.min_length}; got {length!r}")
+        rnnlab._checks.positive_int("Config", "hidden_size", self.hidden_size)
+        if not isinstance(self.seed, int):
+            raise TypeError(f"Config: seed must be an int; got {self.seed!r}")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+ALL_CELLS = tuple(CELLS)
+
+PRESETS = {
+    # A few minutes on a 2-core laptop CPU. Small models trained fast (Adam 1e-2) so both effects show.
+    "quick": Config(
+        name="vanishing_gradient-quick",
+        cells=ALL_CELLS,
+        lengths={"adding": (25, 100, 250)},
+        hidden_size=16,
+        seed=0,
+        train=protocols.TrainSettings(
+            seeds=5,
+            batch_size=32,
+            steps=800,
+            eval_every=100,
+            eval_size=256,
+            test_size=512,
+            grad_size=64,
+            optimizer=OptimizerConfig("adam", learning_rate=1e-2, clip="global_norm", clip_value=1.0),
+        ),
+    ),
+    # The published comparison: Arjovsky et al.'s adding lengths and model size, and copy memory.
+    "full": Config(
+        name="vanishing_gradient-full",
+        cells=ALL_CELLS,
+        lengths={"adding": (100, 200, 400, 750), "copy": (100, 200, 500)},
+        hidden_size=128,
+        seed=0,
+        train=protocols.TrainSettings(
+            seeds=5,
+            batch_size=20,
+            steps=4000,
+            eval_every=200,
+            eval_size=500,
+            test_size=1000,
+            grad_size=100,
+            optimizer=OptimizerConfig("rmsprop", learning_rate=1e-3, clip="global_norm", clip_value=1.0),
+        ),
+    ),
+    # For the test suite: seconds.
+    "tiny": Config(
+        name="vanishing_gradient-tiny",
+        cells=("tanh", "lstm_chrono"),
+        lengths={"adding": (6, 12)},
+        hidden_size=4,
+        seed=0,
+        train=protocols.TrainSettings(
+            seeds=2, batch_size=8, steps=20, eval_every=10, eval_size=16, test_size=32, grad_size=8
+        ),
+    ),
+}
+
+
+def _stats(x: np.ndarray) -> dict:
+    """Mean, standard deviation, min and max over the finite entries, and how many were not finite."""
+    finite = x[np.isfinite(x)]
+    if finite.size == 0:
+        return {"mean": None, "std": None, "min": None, "max": None, "non_finite": int(x.size)}
+    return {
+        "mean": float(finite.mean()),
+        "std": float(finite.std(ddof=1)) if finite.size > 1 else 0.0,
+        "min": float(finite.min()),
+        "max": float(finite.max()),
+        "non_finite": int(x.size - finite.size),
+    }
+
+
+def _ratio(curve: np.ndarray) -> float:
+    """``||dL/dh_first|| / ||dL/dh_last||`` of a seed-averaged curve (0 when the first underflowed)."""
+    return float(curve[0] / curve[-1]) if curve[-1] > 0 else math.nan
+
+
+def summarize(run: protocols.TaskRun, cell_id: str, task_name: str, length: int) -> dict:
+    """The results.json entry of one (cell, task, length)."""
+    metric = run.test[run.metric]
+    seeds = metric.size
+    curves = {}
+    for when, grads in (("init", run.grad_init), ("trained", run.grad_trained)):
+        curves[when] = {leaf: g.mean(axis=0)[::-1] for leaf, g in grads.items()}  # by lag 0..T-1
+    entry = {
+        "cell": cell_id,
+        "label": CELLS[cell_id][0],
+        "task": task_name,
+        "length": length,
+        "baseline": run.baseline,
+        "metric": run.metric,
+        "success_rate": float(run.solved.mean()),
+        "solved": run.solved,
+        "test_metric": {**_stats(metric), "per_seed": metric},
+        "test_metric_over_baseline": _stats(metric / run.baseline),
+        "per_sequence_success_rate": _stats(run.test["success_rate"]),
+        "solved_step": run.solved_step,
+        "diverged_step": run.diverged_step,
+        "steps_run": run.steps,
+        "seconds": run.seconds,
+        "seeds": seeds,
+        # Curves indexed by lag T - 1 - t (lag 0 = the last step), averaged over seeds.
+        "grad_norm_by_lag": curves,
+        "grad_ratio_first_last": {
+            when: {leaf: _ratio(c[::-1]) for leaf, c in by_leaf.items()} for when, by_leaf in curves.items()
+        },
+    }
+    if "accuracy" in run.test:
+        entry["test_accuracy"] = _stats(run.test["accuracy"])
+    return entry
+
+
+def run_experiment(config: Config, out: pathlib.Path, *, progress: bool = True) -> dict:
+    """Runs every (task, length, cell) of ``config``, writing the run folder as results come in."""
+    out = pathlib.Path(out)
+    start = time.perf_counter()
+    runs.write_json(out / "config.json", config.to_dict())
+    results = {
+        "experiment": "vanishing_gradient",
+        "config": config.to_dict(),
+        "machine": runs.machine_info(),
+        "solve_rule": f"a seed solves a task when its test loss <= {config.train.solve_fraction} x the baseline",
+        "tasks": {},
+    }
+    for task_name, lengths in config.lengths.items():
+        task = tasks.get(task_name)
+        entries = results["tasks"].setdefault(task_name, {"published": PUBLISHED.get(task_name), "runs": []})["runs"]
+        for length in lengths:
+            for cell_id in config.cells:
+                label, factory = CELLS[cell_id]
+                cell = factory(config.hidden_size, task.time_steps(length))
+                run = protocols.train_on_task(
+                    cell, task, length, config.train, seed=config.seed, progress=progress,
+                    label=f"{task_name} T={length} {label}",
+                )  # fmt: skip
+                entries.append(summarize(run, cell_id, task_name, length))
+                runs.write_npz(
+                    out / "runs" / f"{task_name}_T{length}_{cell_id}.npz",
+                    **{k.replace("/", "."): v for k, v in run.history.items()},
+                    **{f"grad_init.{k}": v for k, v in run.grad_init.items()},
+                    **{f"grad_trained.{k}": v for k, v in run.grad_trained.items()},
+                )
+                results["elapsed_s"] = time.perf_counter() - start
+                runs.write_json(out / "results.json", results)  # partial results survive an interruption
+    results["elapsed_s"] = time.perf_counter() - start
+    results["findings"] = findings(results)
+    runs.write_json(out / "results.json", results)
+    make_plots(results, out)
+    runs.atomic_write(out / "report.md", report(results))
+    return results
+
+
+def _entry(results: dict, task: str, length: int, cell: str) -> dict | None:
+    for e in results["tasks"][task]["runs"]:
+        if e["length"] == length and e["cell"] == cell:
+            return e
+    return None
+
+
+def findings(results: dict) -> dict:
+    """Numbers the claims rest on: per task, the longest length's success rates and the init
+    gradient ratios of the tanh RNN and the chrono LSTM."""
+    out = {}
+    for task, block in results["tasks"].items():
+        longest = max(e["length"] for e in block["runs"])
+        at_longest = {e["cell"]: e["success_rate"] for e in block["runs"] if e["length"] == longest}
+        ratios = {
+            e["cell"]: e["grad_ratio_first_last"]["init"]["hidden"] for e in block["runs"] if e["length"] == longest
+        }
+        item = {"longest_length": longest, "success_rate_at_longest": at_longest, "init_grad_ratio_at_longest": ratios}
+        if ratios.get("tanh") is not None and ratios.get("lstm_chrono"):
+            item["tanh_over_chrono_init_grad_ratio"] = ratios["tanh"] / ratios["lstm_chrono"]
+        out[task] = item
+    return out
+
+
+def make_plots(results: dict, out: pathlib.Path) -> list[pathlib.Path]:
+    """Writes the PNG figures of every task; returns their paths."""
+    from rnnlab import plots
+
+    plt = plots.pyplot()
+    written = []
+    for task, block in results["tasks"].items():
+        entries = block["runs"]
+        cells = list(dict.fromkeys(e["cell"] for e in entries))
+        labels = {c: CELLS[c][0] for c in cells}
+        lengths = sorted({e["length"] for e in entries})
+
+        fig, axes = plt.subplots(2, len(lengths), figsize=(4.2 * len(lengths), 7), squeeze=False, sharey="row")
+        for col, length in enumerate(lengths):
+            for row, when in enumerate(("init", "trained")):
+                curves = {}
+                for c in cells:
+                    e = _entry(results, task, length, c)
+                    curves[labels[c]] = np.asarray(e["grad_norm_by_lag"][when]["hidden"], np.float64)[::-1]
+                plots.gradient_flow(
+                    axes[row, col], curves, title=f"{task}, T = {length}, {'at init' if when == 'init' else 'trained'}"
+                )
+        axes[0, -1].legend(fontsize=8, loc="lower left")
+        fig.suptitle(r"Error reaching step t from the loss: $\|\partial L/\partial h_t\|$, mean over seeds")
+        written.append(runs.save_figure(fig, out / f"gradient_flow_{task}.png"))
+
+        fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+        rates = {labels[c]: [_entry(results, task, n, c)["success_rate"] for n in lengths] for c in cells}
+        plots.versus_length(ax1, lengths, rates, ylabel="fraction of seeds that solve the task")
+        ax1.set_ylim(-0.05, 1.05)
+        means, spread = {}, {}
+        for c in cells:
+            stats = [_entry(results, task, n, c)["test_metric"] for n in lengths]
+            means[labels[c]] = [np.nan if s["mean"] is None else s["mean"] for s in stats]
+            spread[labels[c]] = (
+                [np.nan if s["min"] is None else s["min"] for s in stats],
+                [np.nan if s["max"] is None else s["max"] for s in stats],
+            )
+        baselines = [_entry(results, task, n, cells[0])["baseline"] for n in lengths]
+        metric = entries[0]["metric"]
+        plots.versus_length(ax2, lengths, means, spread=spread, baseline=baselines, ylabel=f"test {metric}", log=True)
+        ax2.legend(fontsize=8)
+        fig.suptitle(f"{task}: long-lag learning ({entries[0]['seeds']} seeds; bars: min-max)")
+        written.append(runs.save_figure(fig, out / f"success_{task}.png"))
+
+        fig, axes = plt.subplots(1, len(lengths), figsize=(4.2 * len(lengths), 3.6), squeeze=False)
+        for col, length in enumerate(lengths):
+            curves, steps = {}, None
+            for c in cells:
+                with np.load(out / "runs" / f"{task}_T{length}_{c}.npz", allow_pickle=False) as h:
+                    curves[labels[c]] = h[f"eval.{metric}"]
+                    if steps is None or len(h["eval_step"]) > len(steps):
+                        steps = h["eval_step"]
+            baseline = _entry(results, task, length, cells[0])["baseline"]
+            plots.learning_curves(
+                axes[0, col], steps, curves, baseline=baseline, ylabel=f"validation {metric}", title=f"T = {length}"
+            )
+        axes[0, 0].legend(fontsize=7)
+        fig.suptitle(f"{task}: validation loss while training (median, min-max band over seeds)")
+        written.append(runs.save_figure(fig, out / f"learning_curves_{task}.png"))
+    return written
+
+
+def _fmt(x, digits=3) -> str:
+    return "n/a" if x is None or (isinstance(x, float) and not math.isfinite(x)) else f"{x:.{digits}g}"
+
+
+def report(results: dict) -> str:
+    """``report.md``: the findings in numbers, next to the published ones."""
+    cfg = results["config"]
+    tr = cfg["train"]
+    m = results["machine"]
+    lines = [
+        "# Vanishing gradients: plain RNNs against LSTMs",
+        "",
+        f"Preset `{cfg['name']}`, seed {cfg['seed']}: {tr['seeds']} seeds per cell and length, {cfg['hidden_size']} "
+        f"units, batch {tr['batch_size']}, at most {tr['steps']} steps of {tr['optimizer']['name']} "
+        f"(learning rate {tr['optimizer']['learning_rate']}, clip {tr['optimizer']['clip']} "
+        f"{tr['optimizer']['clip_value']}). {results['solve_rule']}; each seed's parameters are those of its best "
+        "validation loss, scored on a separate test set.",
+        "",
+        f"Ran in {results['elapsed_s'] / 60:.1f} minutes on {m['cpu']} ({m['cores']} cores, backend "
+        f"{m['backend']}), jax {m['versions'].get('jax', '?')}.",
+        "",
+    ]
+    for task, block in results["tasks"].items():
+        entries = block["runs"]
+        cells = list(dict.fromkeys(e["cell"] for e in entries))
+        lengths = sorted({e["length"] for e in entries})
+        f = results["findings"][task]
+        lines += [f"## {task}", "", "### Long-lag learning", ""]
+        lines.append("| cell | " + " | ".join(f"T = {n}" for n in lengths) + " |")
+        lines.append("|---|" + "---|" * len(lengths))
+        for c in cells:
+            row = []
+            for n in lengths:
+                e = _entry(results, task, n, c)
+                t = e["test_metric"]
+                solved = int(round(e["success_rate"] * e["seeds"]))
+                row.append(f"{solved}/{e['seeds']} solved, {e['metric']} {_fmt(t['mean'])} ± {_fmt(t['std'], 2)}")
+            lines.append(f"| {CELLS[c][0]} | " + " | ".join(row) + " |")
+        base = [_fmt(_entry(results, task, n, cells[0])["baseline"], 4) for n in lengths]
+        lines.append("| *baseline* | " + " | ".join(base) + " |")
+        lines += ["", "Test loss: mean ± standard deviation over seeds.", ""]
+        lines += ["### Gradient flow at initialization", ""]
+        lines.append(
+            "Ratio ||dL/dh_t|| at the first step over the last (mean over seeds) at T = "
+            f"{f['longest_length']}: how much of the error signal reaches the start of the sequence.",
+        )
+        lines += ["", "| cell | at init | after training |", "|---|---|---|"]
+        for c in cells:
+            e = _entry(results, task, f["longest_length"], c)
+            r = e["grad_ratio_first_last"]
+            lines.append(f"| {CELLS[c][0]} | {_fmt(r['init']['hidden'])} | {_fmt(r['trained']['hidden'])} |")
+        lines.append("")
+        if "tanh_over_chrono_init_grad_ratio" in f:
+            lines.append(
+                f"At initialization the tanh RNN's ratio is {_fmt(1 / f['tanh_over_chrono_init_grad_ratio'])}x smaller "
+                "than the chrono LSTM's."
+            )
+        rates = f["success_rate_at_longest"]
+        said = ", ".join(f"{CELLS[c][0]} {rates[c]:.0%}" for c in cells if c in rates)
+        lines += ["", f"At T = {f['longest_length']}, seeds solved: {said}.", ""]
+        if block.get("published"):
+            lines += ["Published: " + block["published"], ""]
+        lines += [
+            f"Figures: `gradient_flow_{task}.png`, `success_{task}.png`, `learning_curves_{task}.png`.",
+            "",
+        ]
+    return "\n".join(lines)
+
+
+def parse_lengths(text: str) -> dict[str, tuple[int, ...]]:
+    """``"adding=25,100;copy=50"`` -> ``{"adding": (25, 100), "copy": (50,)}``."""
+    out = {}
+    for part in filter(None, text.split(";")):
+        if "=" not in part:
+            raise argparse.ArgumentTypeError(f"--lengths: expected TASK=N,N,...; got {part!r}")
+        task, values = part.split("=", 1)
+        try:
+            out[task.strip()] = tuple(int(v) for v in values.split(",") if v.strip())
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(f"--lengths: lengths must be integers; got {values!r}") from e
+    return out
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", choices=sorted(PRESETS), default="quick")
+    parser.add_argument("--out", type=pathlib.Path, help="run folder (default runs/<preset name>)")
+    parser.add_argument("--seed", type=int, help="experiment seed (default: the preset's)")
+    parser.add_argument("--seeds", type=int, help="models per cell and length")
+    parser.add_argument("--steps", type=int, help="most training steps")
+    parser.add_argument("--cells", help=f"comma-separated subset of {','.join(CELLS)}")
+    parser.add_argument("--lengths", type=parse_lengths, help="e.g. 'adding=100,200;copy=100'")
+    parser.add_argument("--no-progress", action="store_true", help="no progress lines")
+    args = parser.parse_args(argv)
+    config = PRESETS[args.preset]
+    train = config.train
+    if args.seeds is not None:
+        train = dataclasses.replace(train, seeds=args.seeds)
+    if args.steps is not None:
+        train = dataclasses.replace(train, steps=args.steps)
+    config = dataclasses.replace(
+        config,
+        train=train,
+        seed=config.seed if args.seed is None else args.seed,
+        cells=config.cells if args.cells is None else tuple(c.strip() for c in args.cells.split(",")),
+        lengths=config.lengths if args.lengths is None else args.lengths,
+    )
+    out = args.out or pathlib.Path("runs") / config.name
+    results = run_experiment(config, out, progress=not args.no_progress)
+    print(report(results), file=sys.stdout)
+    print(f"\nWrote {out}/ (results.json, report.md, plots)")
+    return results
+
+
+if __name__ == "__main__":
+    main()

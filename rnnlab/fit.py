@@ -1,0 +1,221 @@
+"""The training loop: many models in one compiled program, held-out evaluation, early stopping.
+
+:func:`fit` trains ``N`` models side by side (seeds, and optionally learning rates, see
+:func:`rnnlab.train.init_seeds`) with ``jax.vmap``, running ``eval_every`` steps per call as one
+``jax.lax.scan`` (sampling each step's batch inside the compiled program), then evaluates every
+model on a fixed held-out batch. It records the training curves, keeps each model's parameters
+from its best evaluation, stops early when every model has stopped improving or reached a target,
+and reports non-finite losses with their step and model.
+
+Determinism: everything is a function of the per-model ``keys``; model ``n``'s step ``s`` uses
+``fold_in(keys[n], s)`` for its batch and dropout, so a model's run does not depend on which other
+models share the program (tests hold the vmapped run equal to separate runs).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from rnnlab import _checks
+from rnnlab.progress import Progress
+from rnnlab.train import TrainState, make_train_step
+
+
+class FitResult(NamedTuple):
+    """What :func:`fit` returns. Arrays over models have a leading axis of size ``N``.
+
+    Attributes:
+        params: each model's parameters at its best evaluation of ``monitor`` (its initial
+            parameters if no evaluation improved on the one at step 0).
+        state: the final :class:`~rnnlab.train.TrainState` of every model.
+        history: numpy arrays. ``"step"`` ``(S,)`` the training steps 1..S, and per train-step
+            metric ``"train/<name>"`` ``(S, N)`` (``loss``, ``grad_norm`` before clipping, ...);
+            ``"eval_step"`` ``(E,)`` the steps at which the held-out set was evaluated (0 first),
+            and ``"eval/<name>"`` ``(E, N)`` for every metric ``eval_fn`` returns.
+        best_step: ``(N,)`` the step of each model's best evaluation.
+        best: ``(N,)`` the best value of ``monitor``.
+        solved_step: ``(N,)`` the first evaluated step where ``monitor <= target``; -1 if never
+            (or no target).
+        diverged_step: ``(N,)`` the first step whose loss or gradient norm was not finite; -1 if none.
+        steps: how many training steps ran (fewer than asked when every model stopped early).
+    """
+
+    params: Any
+    state: TrainState
+    history: dict[str, np.ndarray]
+    best_step: np.ndarray
+    best: np.ndarray
+    solved_step: np.ndarray
+    diverged_step: np.ndarray
+    steps: int
+
+
+def _tree_select(mask, a, b):
+    return jax.tree.map(lambda x, y: jnp.where(mask.reshape(mask.shape + (1,) * (x.ndim - 1)), x, y), a, b)
+
+
+def fit(
+    loss_fn: Callable,
+    eval_fn: Callable,
+    sample_fn: Callable,
+    eval_batch,
+    states: TrainState,
+    keys: jax.Array,
+    optimizer: optax.GradientTransformation,
+    *,
+    steps: int,
+    eval_every: int = 100,
+    monitor: str = "loss",
+    patience: int | None = None,
+    min_delta: float = 0.0,
+    target: float | None = None,
+    l1: float = 0.0,
+    l2: float = 0.0,
+    progress: bool = True,
+    label: str = "fit",
+) -> FitResult:
+    """Trains the ``N`` models in ``states`` for up to ``steps`` steps in one vmapped program.
+
+    Args:
+        loss_fn: ``loss_fn(params, batch, key) -> scalar`` for one model (``key`` for dropout).
+        eval_fn: ``eval_fn(params, batch) -> dict`` of scalars for one model; must hold ``monitor``.
+        sample_fn: ``sample_fn(key) -> batch``, a jittable training-batch generator (e.g.
+            ``lambda k: task.sample(k, 32, 100)``); each model draws its own batches.
+        eval_batch: the held-out batch, shared by all models (sample it with a key kept apart
+            from the training keys).
+        states: from :func:`rnnlab.train.init_seeds` (leading axis N).
+        keys: ``(N,)`` PRNG keys for the models' data and dropout.
+        optimizer: the optimizer ``states`` was initialized with.
+        steps: the most training steps to run.
+        eval_every: steps between evaluations; they run as one compiled ``lax.scan``.
+        monitor: the ``eval_fn`` metric to minimize for early stopping and best parameters.
+        patience: stop a model after this many evaluations without an improvement larger than
+            ``min_delta``; ``None`` never stops on patience. The run ends when every model has
+            stopped, reached ``target`` or diverged.
+        target: a model whose ``monitor`` is ``<= target`` is solved (``solved_step``) and stops.
+        l1, l2: weight penalties (:func:`rnnlab.train.penalty`).
+        progress: print a progress line (to stderr).
+        label: the progress line's label.
+
+    Returns:
+        A :class:`FitResult`.
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> from rnnlab import cells, fit, models, tasks, train
+        >>> task, model = tasks.get("adding"), models.sequence_model(cells.gru(8), 1)
+        >>> opt = train.make_optimizer(train.OptimizerConfig("adam", learning_rate=1e-2))
+        >>> keys = jax.random.split(jax.random.key(0), 3)
+        >>> states = train.init_seeds(lambda k: model.init(k, 2), keys, opt)
+        >>> loss = lambda p, b, k: task.loss(model.apply(p, b.inputs), b)
+        >>> metrics = lambda p, b: task.metric(model.apply(p, b.inputs), b)
+        >>> result = fit.fit(loss, metrics, lambda k: task.sample(k, 16, 10), task.sample(jax.random.key(9), 64, 10),
+        ...                  states, keys, opt, steps=40, eval_every=20, monitor="mse", progress=False)
+        >>> result.history["train/loss"].shape, result.history["eval/mse"].shape
+        ((40, 3), (3, 3))
+    """
+    where = "fit"
+    steps = _checks.positive_int(where, "steps", steps)
+    eval_every = _checks.positive_int(where, "eval_every", eval_every)
+    if patience is not None:
+        _checks.positive_int(where, "patience", patience)
+    if target is not None:
+        target = _checks.real_number(where, "target", target)
+    if not hasattr(keys, "shape") or keys.ndim != 1:
+        raise ValueError(f"{where}: keys must be a (N,) array of PRNG keys; got {getattr(keys, 'shape', keys)!r}")
+    n = keys.shape[0]
+    leading = {int(x.shape[0]) if getattr(x, "ndim", 0) else None for x in jax.tree.leaves(states)}
+    if leading != {n}:
+        raise ValueError(f"{where}: every leaf of states needs a leading axis of N = {n} (one per key); got {leading}")
+
+    single = make_train_step(loss_fn, optimizer, l1=l1, l2=l2, jit=False)
+
+    def one_step(state, key):
+        data_key, dropout_key = jax.random.split(key)
+        return single(state, sample_fn(data_key), dropout_key)
+
+    @jax.jit(static_argnums=2)
+    def run_chunk(states, first_step, length):
+        def body(states, s):
+            step_keys = jax.vmap(jax.random.fold_in, in_axes=(0, None))(keys, s)
+            return jax.vmap(one_step)(states, step_keys)
+
+        return jax.lax.scan(body, states, first_step + jnp.arange(length))
+
+    evaluate = jax.jit(jax.vmap(eval_fn, in_axes=(0, None)))
+
+    def eval_now(params):
+        metrics = jax.device_get(evaluate(params, eval_batch))
+        if monitor not in metrics:
+            raise KeyError(f"{where}: eval_fn returned {sorted(metrics)}; monitor={monitor!r} is not among them")
+        return {k: np.asarray(v, np.float64).reshape(n) for k, v in metrics.items()}
+
+    first = eval_now(states.params)
+    evals = {k: [v] for k, v in first.items()}
+    eval_steps = [0]
+    best = np.where(np.isfinite(first[monitor]), first[monitor], np.inf)
+    best_step = np.zeros(n, np.int64)
+    bad_evals = np.zeros(n, np.int64)
+    solved_step = np.full(n, -1, np.int64)
+    if target is not None:
+        solved_step[first[monitor] <= target] = 0
+    diverged_step = np.full(n, -1, np.int64)
+    best_params = states.params
+    train_hist: dict[str, list] = {}
+    bar = Progress(steps, label, enabled=progress)
+    done = 0
+    while done < steps:
+        length = min(eval_every, steps - done)
+        states, metrics = run_chunk(states, jnp.asarray(done + 1, jnp.int32), length)
+        metrics = {k: np.asarray(v) for k, v in jax.device_get(metrics).items()}
+        for k, v in metrics.items():
+            train_hist.setdefault(k, []).append(v)
+        bad = ~(np.isfinite(metrics["loss"]) & np.isfinite(metrics["grad_norm"]))
+        for m in np.flatnonzero(bad.any(axis=0) & (diverged_step < 0)):
+            s = done + 1 + int(np.argmax(bad[:, m]))
+            diverged_step[m] = s
+            warnings.warn(
+                f"{label}: model {m} hit a non-finite loss or gradient at step {s} "
+                f"(loss {metrics['loss'][s - done - 1, m]}, grad_norm {metrics['grad_norm'][s - done - 1, m]}); "
+                "its parameters stay at its best evaluation",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+        done += length
+        now = eval_now(states.params)
+        for k, v in now.items():
+            evals[k].append(v)
+        eval_steps.append(done)
+        value = now[monitor]
+        improved = np.isfinite(value) & (value < best - min_delta)
+        best_params = _tree_select(jnp.asarray(improved), states.params, best_params)
+        best = np.where(improved, value, best)
+        best_step = np.where(improved, done, best_step)
+        bad_evals = np.where(improved, 0, bad_evals + 1)
+        if target is not None:
+            solved_step = np.where((solved_step < 0) & (value <= target), done, solved_step)
+        finished = diverged_step >= 0
+        if patience is not None:
+            finished |= bad_evals >= patience
+        if target is not None:
+            finished |= solved_step >= 0
+        bar.update(done, f"{monitor} best {np.min(best):.4g} median {np.median(value):.4g}")
+        if finished.all():
+            break
+    bar.close()
+    history = {"step": np.arange(1, done + 1)}
+    history.update({f"train/{k}": np.concatenate(v, axis=0) for k, v in train_hist.items()})
+    history["eval_step"] = np.asarray(eval_steps)
+    history.update({f"eval/{k}": np.stack(v) for k, v in evals.items()})
+    return FitResult(
+        best_params, states, history, best_step, np.where(np.isinf(best), math.nan, best), solved_step,
+        diverged_step, done,
+    )  # fmt: skip

@@ -1,0 +1,204 @@
+"""One cell, one task, one length, N seeds: train, test and measure the gradient flow.
+
+:func:`train_on_task` is the unit every long-lag experiment is built from. It puts a linear
+readout on the cell (:func:`rnnlab.models.sequence_model`), trains ``seeds`` models at once with
+:func:`rnnlab.fit.fit` on fresh batches from the task's generator, keeps each model's parameters
+at its best validation loss, scores them on a separate test set, and measures
+``||dL/d(carry_t)||`` on the test loss at initialization and after training.
+
+A seed *solves* the task when its test loss is at most ``solve_fraction`` times the task's
+baseline (the loss of the best predictor that ignores what it would have to remember); with the
+default 0.1 that is "beats the baseline convincingly" in the sense of Arjovsky et al. (2016).
+
+Keys depend on ``(seed, task, length)`` only, not on the cell: every cell sees the same training
+batches, validation and test sets for a given seed, so cells are compared pairwise.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+import zlib
+from typing import NamedTuple
+
+import jax
+import numpy as np
+
+from rnnlab import _checks, diagnostics
+from rnnlab.cells import Cell
+from rnnlab.fit import fit
+from rnnlab.models import sequence_model
+from rnnlab.tasks import Task
+from rnnlab.train import OptimizerConfig, init_seeds, make_optimizer
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainSettings:
+    """How :func:`train_on_task` trains and scores.
+
+    Attributes:
+        seeds: models trained side by side, N >= 1.
+        batch_size: training sequences per step.
+        steps: the most training steps.
+        eval_every: steps between validation evaluations.
+        eval_size, test_size: validation and test set sizes (sequences).
+        grad_size: sequences the gradient-flow curves average over.
+        optimizer: the update rule.
+        solve_fraction: a seed solves the task when test loss <= solve_fraction * baseline.
+        stop_fraction: training stops for a model once validation loss <= stop_fraction *
+            baseline (below the solve line, so a stopped model has a margin on the test set).
+        patience: evaluations without improvement before a model stops; None: never.
+    """
+
+    seeds: int = 5
+    batch_size: int = 32
+    steps: int = 1000
+    eval_every: int = 100
+    eval_size: int = 512
+    test_size: int = 1024
+    grad_size: int = 64
+    optimizer: OptimizerConfig = OptimizerConfig("adam", learning_rate=1e-2, clip="global_norm", clip_value=1.0)
+    solve_fraction: float = 0.1
+    stop_fraction: float = 0.05
+    patience: int | None = None
+
+    def __post_init__(self):
+        where = "TrainSettings"
+        for name in ("seeds", "batch_size", "steps", "eval_every", "eval_size", "test_size", "grad_size"):
+            _checks.positive_int(where, name, getattr(self, name))
+        if not isinstance(self.optimizer, OptimizerConfig):
+            raise TypeError(f"{where}: optimizer must be an OptimizerConfig; got {type(self.optimizer).__name__}")
+        for name in ("solve_fraction", "stop_fraction"):
+            value = _checks.real_number(where, name, getattr(self, name))
+            if not 0 < value <= 1:
+                raise ValueError(f"{where}: {name} must be in (0, 1]; got {value}")
+        if self.patience is not None:
+            _checks.positive_int(where, "patience", self.patience)
+
+
+class TaskRun(NamedTuple):
+    """The outcome of :func:`train_on_task`; arrays over seeds have a leading axis N.
+
+    Attributes:
+        metric: the task's loss name (``"mse"`` or ``"cross_entropy"``).
+        baseline: the task's baseline loss at this length.
+        test: every test metric of each seed's best parameters, ``{name: (N,)}``.
+        solved: ``(N,)`` test loss <= ``solve_fraction * baseline`` (False for diverged seeds).
+        solved_step: ``(N,)`` first validation step at or below the stopping target; -1 if never.
+        diverged_step: ``(N,)`` first step with a non-finite loss or gradient; -1 if none.
+        grad_init, grad_trained: ``{"hidden": (N, T), "cell": (N, T)}`` (``cell`` for LSTMs):
+            ``||dL/d(carry_t)||`` on the test loss, averaged over ``grad_size`` test sequences,
+            indexed by step t (lag ``T - 1 - t``).
+        history: the :class:`~rnnlab.fit.FitResult` history.
+        steps: training steps run.
+        seconds: wall-clock time of the whole call.
+    """
+
+    metric: str
+    baseline: float
+    test: dict
+    solved: np.ndarray
+    solved_step: np.ndarray
+    diverged_step: np.ndarray
+    grad_init: dict
+    grad_trained: dict
+    history: dict
+    steps: int
+    seconds: float
+
+
+def run_keys(seed: int, task: str, length: int) -> dict[str, jax.Array]:
+    """The PRNG keys of one ``(seed, task, length)``: ``models`` (N keys come from it), ``validation``,
+    ``test`` and ``gradients``. Stable across processes (the task name is hashed with CRC-32)."""
+    base = jax.random.fold_in(jax.random.fold_in(jax.random.key(seed), zlib.crc32(task.encode())), length)
+    return {name: jax.random.fold_in(base, k) for k, name in enumerate(("models", "validation", "test", "gradients"))}
+
+
+def train_on_task(
+    cell: Cell, task: Task, length: int, settings: TrainSettings, *, seed: int = 0, progress=True, label=None
+) -> TaskRun:
+    """Trains ``settings.seeds`` models ``cell`` + linear readout on ``task`` at ``length``.
+
+    Args:
+        cell: any cell (or stack) :func:`rnnlab.unroll` runs.
+        task: from :mod:`rnnlab.tasks`.
+        length: the task's length parameter (the lag).
+        settings: see :class:`TrainSettings`.
+        seed: the experiment seed; with the same seed the result is the same.
+        progress: print a progress line.
+        label: the progress line's label.
+
+    Returns:
+        A :class:`TaskRun`.
+
+    Example:
+        >>> from rnnlab import cells, protocols, tasks
+        >>> settings = protocols.TrainSettings(seeds=2, batch_size=8, steps=20, eval_every=10, eval_size=16,
+        ...                                    test_size=16, grad_size=4)
+        >>> run = protocols.train_on_task(cells.lstm(4), tasks.get("adding"), 12, settings, progress=False)
+        >>> run.metric, run.test["mse"].shape, run.grad_init["cell"].shape
+        ('mse', (2,), (2, 12))
+    """
+    if not isinstance(settings, TrainSettings):
+        raise TypeError(f"train_on_task: settings must be a TrainSettings; got {type(settings).__name__}")
+    start = time.perf_counter()
+    model = sequence_model(cell, task.output_size)
+    optimizer = make_optimizer(settings.optimizer)
+    keys = run_keys(seed, task.name, length)
+    model_keys = jax.random.split(keys["models"], settings.seeds)
+    states = init_seeds(lambda k: model.init(k, task.input_size), model_keys, optimizer)
+    metric = "mse" if task.kind == "regression" else "cross_entropy"
+    baseline = float(task.baseline(length))
+
+    def outputs(params, batch, dropout_key=None):
+        return model.apply(params, batch.inputs, lengths=batch.lengths, dropout_key=dropout_key)
+
+    def loss_fn(params, batch, key):
+        return task.loss(outputs(params, batch, key), batch)
+
+    def eval_fn(params, batch):
+        return task.metric(outputs(params, batch), batch)
+
+    result = fit(
+        loss_fn,
+        eval_fn,
+        lambda k: task.sample(k, settings.batch_size, length),
+        task.sample(keys["validation"], settings.eval_size, length),
+        states,
+        model_keys,
+        optimizer,
+        steps=settings.steps,
+        eval_every=settings.eval_every,
+        monitor=metric,
+        patience=settings.patience,
+        target=settings.stop_fraction * baseline,
+        progress=progress,
+        label=label or f"{cell.name} {task.name} T={length}",
+    )
+    test_batch = task.sample(keys["test"], settings.test_size, length)
+    test = jax.device_get(jax.jit(jax.vmap(eval_fn, in_axes=(0, None)))(result.params, test_batch))
+    test = {k: np.asarray(v, np.float64) for k, v in test.items()}
+    solved = np.isfinite(test[metric]) & (test[metric] <= settings.solve_fraction * baseline)
+    solved &= result.diverged_step < 0
+
+    grad_batch = task.sample(keys["gradients"], settings.grad_size, length)
+
+    def grad_norms(params):
+        def loss_of_outputs(ys, final):
+            del final
+            return task.loss(model.readout(params, ys), grad_batch)
+
+        norms = diagnostics.carry_gradient_norms(
+            cell, params.core, grad_batch.inputs, loss_of_outputs, lengths=grad_batch.lengths
+        )
+        return norms._asdict() if hasattr(norms, "_asdict") else {"hidden": norms}
+
+    grads = jax.jit(jax.vmap(grad_norms))
+    return TaskRun(
+        metric, baseline, test, solved, result.solved_step, result.diverged_step, _numpy(grads(states.params)),
+        _numpy(grads(result.params)), result.history, result.steps, time.perf_counter() - start,
+    )  # fmt: skip
+
+
+def _numpy(tree: dict) -> dict[str, np.ndarray]:
+    return {k: np.asarray(v, np.float64) for k, v in jax.device_get(tree).items() if v is not None}

@@ -1,0 +1,114 @@
+"""Run folders that never hold a half-written file: atomic writes, the machine a run came from.
+
+Every writer goes through :func:`atomic_write`: the content goes to a temporary file in the same
+folder, is flushed to disk, and is renamed over the destination (a rename is atomic on POSIX), so
+an interrupted run leaves either the previous file or the new one, never a truncated one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import math
+import os
+import pathlib
+import platform
+import tempfile
+from typing import Any
+
+import numpy as np
+
+
+def atomic_write(path, data: bytes | str) -> pathlib.Path:
+    """Writes ``data`` to ``path`` atomically (temporary file, fsync, rename); creates the folder.
+
+    Example:
+        >>> import pathlib, tempfile
+        >>> p = atomic_write(pathlib.Path(tempfile.mkdtemp()) / "a" / "note.txt", "hello")
+        >>> p.read_text()
+        'hello'
+    """
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    raw = data.encode() if isinstance(data, str) else data
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(raw)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def to_jsonable(obj: Any) -> Any:
+    """Converts numpy/jax scalars and arrays, tuples and dataclass-like dicts to JSON types.
+
+    Non-finite floats become ``None`` (JSON has no NaN), so a reader never averages one silently.
+    """
+    if isinstance(obj, dict):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_jsonable(v) for v in obj]
+    if hasattr(obj, "__array__") and not isinstance(obj, (str, bytes)):
+        arr = np.asarray(obj)
+        return to_jsonable(arr.item()) if arr.ndim == 0 else [to_jsonable(v) for v in arr.tolist()]
+    if isinstance(obj, (bool, np.bool_)):
+        return bool(obj)
+    if isinstance(obj, (int, np.integer)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        return float(obj) if math.isfinite(obj) else None
+    return obj
+
+
+def write_json(path, obj: Any) -> pathlib.Path:
+    """Writes ``obj`` as indented JSON, atomically (see :func:`to_jsonable` for the conversions)."""
+    return atomic_write(path, json.dumps(to_jsonable(obj), indent=1, allow_nan=False) + "\n")
+
+
+def write_npz(path, **arrays) -> pathlib.Path:
+    """Writes numpy arrays to a compressed ``.npz`` atomically (read back with ``allow_pickle=False``)."""
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **{k: np.asarray(v) for k, v in arrays.items()})
+    return atomic_write(path, buf.getvalue())
+
+
+def save_figure(fig, path, dpi: int = 150) -> pathlib.Path:
+    """Saves a matplotlib figure (format from the suffix) atomically and closes it."""
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format=pathlib.Path(path).suffix.lstrip(".") or "png", dpi=dpi, bbox_inches="tight")
+    plt.close(fig)
+    return atomic_write(path, buf.getvalue())
+
+
+def machine_info() -> dict[str, Any]:
+    """The facts a benchmark or result needs next to it: CPU, cores, backend, library versions."""
+    import jax
+
+    cpu = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError):
+        for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    versions = {}
+    for name in ("jax", "jaxlib", "flax", "optax", "numpy"):
+        with contextlib.suppress(Exception):
+            versions[name] = __import__(name).__version__
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "backend": jax.default_backend(),
+        "devices": [str(d) for d in jax.devices()],
+        "versions": versions,
+    }
