@@ -6,6 +6,9 @@ error arriving at step t (for an LSTM, separately along h and along c). The outp
 sees the perturbation of ``h_t``; ``c_t`` reaches the loss only through later steps, because
 ``h_t`` is computed from ``c_t`` inside step t (so ``dL/dc_T`` of the last step is zero).
 
+:func:`gate_statistics` looks at the forward pass instead: how open the gates of a gated cell are,
+how often they saturate, and the memory timescale of every unit.
+
 Example:
     >>> import jax, jax.numpy as jnp
     >>> import rnnlab
@@ -21,11 +24,12 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 
-from rnnlab import initializers
+from rnnlab import _checks, initializers
 from rnnlab.cells import Cell
 from rnnlab.unroll import unroll
 
@@ -71,18 +75,44 @@ def carry_gradient_norms(cell: Cell, params, xs: jax.Array, loss_fn: Callable, *
     return jax.tree.map(norms, grads)
 
 
-def hidden_jacobian_norms(cell: Cell, params, xs: jax.Array, **unroll_kwargs) -> jax.Array:
-    """``||dh_T/dh_t||_2`` (largest singular value) for every t of one unbatched sequence ``xs (T, I)``.
+def hidden_jacobian_singular_values(cell: Cell, params, xs: jax.Array, **unroll_kwargs) -> jax.Array:
+    """All singular values of ``dh_T/dh_t`` for every t of one unbatched sequence ``xs (T, I)``, descending.
 
     The Jacobian is taken with respect to a perturbation of ``h_t`` alone (for an LSTM, ``c_t``
     held fixed), so it is the product of the step Jacobians along the hidden path:
-    ``dh_T/dh_t = prod_{k=t+1..T} dh_k/dh_{k-1}``. The last entry is 1 (``dh_T/dh_T = I``).
+    ``dh_T/dh_t = prod_{k=t+1..T} dh_k/dh_{k-1}``. The spread of the singular values shows whether
+    the error vanishes in every direction or survives in a few; with ``U = a * Q`` (Q orthogonal) a
+    linear RNN has every singular value ``a^(T-1-t)`` (0-based t). The last row is all ones
+    (``dh_T/dh_T = I``).
+
+    Args:
+        cell: a :class:`~rnnlab.cells.Cell` whose output is its carry's ``hidden``.
+        params: its params.
+        xs: one sequence ``(T, I)``.
+        **unroll_kwargs: passed to :func:`rnnlab.unroll`.
 
     Returns:
-        ``(T,)`` norms.
+        ``(T, H)``: row t holds the singular values of ``dh_T/dh_t``, largest first.
+
+    Raises:
+        ValueError: ``xs`` is not rank 2.
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> import rnnlab
+        >>> from rnnlab import diagnostics
+        >>> cell = rnnlab.cells.elman(3, activation="identity")
+        >>> p = cell.init(jax.random.key(0), 2)._replace(recurrent_kernel=0.5 * jnp.eye(3))
+        >>> diagnostics.hidden_jacobian_singular_values(cell, p, jnp.ones((4, 2)))
+        Array([[0.125, 0.125, 0.125],
+               [0.25 , 0.25 , 0.25 ],
+               [0.5  , 0.5  , 0.5  ],
+               [1.   , 1.   , 1.   ]], dtype=float32)
     """
     if xs.ndim != 2:
-        raise ValueError(f"hidden_jacobian_norms: xs must be one sequence (T, I); got shape {tuple(xs.shape)}")
+        raise ValueError(
+            f"hidden_jacobian_singular_values: xs must be one sequence (T, I); got shape {tuple(xs.shape)}"
+        )
     carries = jax.eval_shape(lambda: unroll(cell, params, xs, return_carries=True, **unroll_kwargs)[2])
     zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), carries)
 
@@ -91,11 +121,268 @@ def hidden_jacobian_norms(cell: Cell, params, xs: jax.Array, **unroll_kwargs) ->
         return final.hidden
 
     jac = jax.jacrev(last_hidden)(zeros.hidden)  # (H, T, H): d h_T[i] / d h_t[j]
-    return jnp.linalg.norm(jnp.moveaxis(jac, 1, 0), ord=2, axis=(1, 2))
+    return jnp.linalg.svd(jnp.moveaxis(jac, 1, 0), compute_uv=False)
+
+
+def hidden_jacobian_norms(cell: Cell, params, xs: jax.Array, **unroll_kwargs) -> jax.Array:
+    """``||dh_T/dh_t||_2`` (largest singular value) for every t of one unbatched sequence ``xs (T, I)``.
+
+    The first column of :func:`hidden_jacobian_singular_values`; see there. The last entry is 1.
+
+    Returns:
+        ``(T,)`` norms.
+    """
+    if xs.ndim != 2:
+        raise ValueError(f"hidden_jacobian_norms: xs must be one sequence (T, I); got shape {tuple(xs.shape)}")
+    return hidden_jacobian_singular_values(cell, params, xs, **unroll_kwargs)[:, 0]
+
+
+def error_ratios(norms):
+    """Pascanu et al. (2013)'s per-step ratio ``||dL/dh_k|| / ||dL/dh_{k+1}||`` from a gradient-norm curve.
+
+    A ratio below 1 at step k means the error shrank while flowing back from step k+1 to step k
+    (vanishing), above 1 that it grew (exploding); a linear RNN with ``U = a * Q`` (Q orthogonal)
+    gives ``a`` at every step. Where ``||dL/dh_{k+1}||`` is zero the ratio is ``inf`` or ``nan``
+    (for an LSTM, ``dL/dc_T`` of the last step is always zero, see the module docstring).
+
+    Args:
+        norms: ``(..., T)`` norms per step along the last axis, e.g. a leaf of
+            :func:`carry_gradient_norms`, or a pytree of them (the whole result).
+
+    Returns:
+        ``(..., T - 1)``: entry k is ``norms[k] / norms[k + 1]`` (a pytree for a pytree).
+
+    Raises:
+        ValueError: a curve with fewer than two steps.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from rnnlab import diagnostics
+        >>> diagnostics.error_ratios(jnp.array([0.125, 0.25, 0.5, 1.0]))
+        Array([0.5, 0.5, 0.5], dtype=float32)
+    """
+
+    def ratios(n):
+        n = jnp.asarray(n)
+        if n.ndim < 1 or n.shape[-1] < 2:
+            raise ValueError(f"error_ratios: norms must have shape (..., T) with T >= 2; got {tuple(n.shape)}")
+        return n[..., :-1] / n[..., 1:]
+
+    return jax.tree.map(ratios, norms)
 
 
 def recurrent_spectral_radius(params) -> jax.Array:
-    """Spectral radius of each ``(H, H)`` gate block of ``params.recurrent_kernel``: ``(n_gates,)``."""
-    u = params.recurrent_kernel
+    """Spectral radius of each ``(H, H)`` gate block of ``params.recurrent_kernel``: ``(n_gates,)``.
+
+    Works for every built-in cell: Elman ``(1,)``, LSTM ``(n_gates,)`` in its fused order (see
+    :func:`rnnlab.cells.gate_names`), GRU ``(3,)`` (r, z, n), MGU ``(2,)`` (f, n). Runs under ``jit``.
+
+    Raises:
+        ValueError: ``params`` has no ``recurrent_kernel`` of shape ``(H, k*H)``.
+
+    Example:
+        >>> import jax
+        >>> from rnnlab import cells, diagnostics
+        >>> p = cells.gru(4).init(jax.random.key(0), 2)  # orthogonal U blocks: radius 1
+        >>> diagnostics.recurrent_spectral_radius(p).round(4)
+        Array([1., 1., 1.], dtype=float32)
+    """
+    u = getattr(params, "recurrent_kernel", None)
+    if u is None or u.ndim != 2 or u.shape[0] == 0 or u.shape[1] % u.shape[0] != 0:
+        got = type(params).__name__ if u is None else f"recurrent_kernel of shape {tuple(u.shape)}"
+        raise ValueError(
+            "recurrent_spectral_radius: params must be a cell's params with a recurrent_kernel of shape "
+            f"(H, k*H) (k gate blocks); got {got}"
+        )
     h = u.shape[0]
     return jnp.stack([initializers.spectral_radius(u[:, k * h : (k + 1) * h]) for k in range(u.shape[1] // h)])
+
+
+# ----------------------------------------------------------------------------------------------- gates
+
+
+class GateStatistics(NamedTuple):
+    """What :func:`gate_statistics` returns. Dicts are keyed by gate name (``cell.gates``' keys).
+
+    Attributes:
+        mean: mean activation of each gate per unit, ``{name: (H,)}``.
+        frac_below: fraction of a gate's values below ``saturation[0]``, ``{name: ()}``.
+        frac_above: fraction above ``saturation[1]``, ``{name: ()}``.
+        frac_below_per_unit: the same per unit, ``{name: (H,)}``.
+        frac_above_per_unit: the same per unit, ``{name: (H,)}``.
+        retain: mean of the retain gate per unit ``(H,)``: the share of the memory kept per step.
+        mean_retain: its mean over units ``()``.
+        timescale: ``-1 / log(retain)`` per unit ``(H,)``, in steps; ``inf`` where retain is 1.
+    """
+
+    mean: dict[str, jax.Array]
+    frac_below: dict[str, jax.Array]
+    frac_above: dict[str, jax.Array]
+    frac_below_per_unit: dict[str, jax.Array]
+    frac_above_per_unit: dict[str, jax.Array]
+    retain: jax.Array | None
+    mean_retain: jax.Array | None
+    timescale: jax.Array | None
+
+
+# The memory ("retain") gate of each gated cell: the factor on the previous memory in its update.
+# ``ones`` stands in for a gate the variant fixes at 1 (an LSTM without forget gate keeps its cell).
+_RETAIN: dict[str, Callable] = {
+    "lstm": lambda gates, ones: gates.get("f", ones),  # c_t = f * c_{t-1} + i * g
+    "gru": lambda gates, ones: gates["z"],  # h_t = (1 - z) * n + z * h_{t-1}
+    "mgu": lambda gates, ones: 1.0 - gates["f"],  # h_t = (1 - f) * h_{t-1} + f * n
+}
+
+_GATE_STATISTICS_OWN = ("return_carries", "carry_offsets", "reverse")
+
+
+def gate_statistics(
+    cell: Cell,
+    params,
+    xs: jax.Array,
+    *,
+    lengths: jax.Array | None = None,
+    saturation: tuple[float, float] = (0.1, 0.9),
+    **unroll_kwargs,
+) -> GateStatistics:
+    r"""Gate activations of a gated cell over a batch of sequences: means, saturation and memory timescales.
+
+    The sequences are unrolled once with ``return_carries=True``; the gates of every step are then
+    recomputed in one vectorized call ``cell.gates(params, carry_{t-1}, project(x_t))`` over all
+    ``(t, b)``, where ``carry_{t-1}`` is the initial carry for t = 0 (and at a reset) and the carry
+    after step t - 1 otherwise. Steps at or past a sequence's length are left out of every average.
+
+    With N the number of valid steps over the batch, for each gate ``a`` (values in [0, 1]) and unit j::
+
+        mean[a][j]                = (1/N) sum_{b,t valid} a_{b,t,j}
+        frac_below_per_unit[a][j] = (1/N) #{b,t valid: a_{b,t,j} < saturation[0]}
+        frac_above_per_unit[a][j] = (1/N) #{b,t valid: a_{b,t,j} > saturation[1]}
+        frac_below[a]             = mean_j frac_below_per_unit[a][j]   (and frac_above alike)
+
+    The retain gate ``r`` is the factor on the previous memory in the cell's update: ``f`` for the LSTM
+    (``c_t = f * c_{t-1} + i * g``; 1 for a variant without a forget gate), ``z`` for the GRU
+    (``h_t = (1 - z) * n + z * h_{t-1}``), ``1 - f`` for the MGU (``h_t = (1 - f) * h_{t-1} + f * n``).
+    A unit that keeps a share ``r`` per step forgets as ``r^k = exp(-k / tau)`` after k steps, with the
+    characteristic time (Tallec & Ollivier 2018, "Can recurrent neural networks warp time?")::
+
+        retain[j]    = (1/N) sum_{b,t valid} r_{b,t,j}
+        timescale[j] = -1 / log(retain[j])                  (inf where retain[j] = 1)
+        mean_retain  = mean_j retain[j]
+
+    For a gated cell whose retain gate is not known here (a registered cell other than ``lstm``,
+    ``gru``, ``mgu``), ``retain``, ``mean_retain`` and ``timescale`` are ``None``. With no valid step
+    at all (every length 0) the averages are ``nan``.
+
+    Jittable with ``cell`` static, ``jax.jit(gate_statistics, static_argnums=0)``, and any boolean
+    option of :func:`rnnlab.unroll` static too (``static_argnames=("time_major",)``).
+
+    Args:
+        cell: a :class:`~rnnlab.cells.Cell` with ``gates`` (LSTM, GRU, MGU).
+        params: its params.
+        xs: ``(B, T, I)``, ``(T, B, I)`` with ``time_major=True``, or one sequence ``(T, I)``.
+        lengths: as for :func:`rnnlab.unroll`: ``(B,)`` (a scalar when unbatched); padded steps do
+            not count.
+        saturation: ``(low, high)`` thresholds with ``0 <= low <= high <= 1``.
+        **unroll_kwargs: passed to :func:`rnnlab.unroll`: ``initial_carry``, ``resets``,
+            ``time_major``, ``hoist_input``, ``unroll``, ``remat``, ``truncation``.
+
+    Returns:
+        A :class:`GateStatistics`.
+
+    Raises:
+        TypeError: ``cell`` is not a single :class:`~rnnlab.cells.Cell`.
+        ValueError: the cell has no gates (e.g. Elman), a bad ``saturation``, ``reverse=True``, or
+            anything :func:`rnnlab.unroll` rejects. All before tracing.
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> import rnnlab
+        >>> from rnnlab import diagnostics
+        >>> cell = rnnlab.cells.lstm(4, forget_bias=5.0)
+        >>> p = cell.init(jax.random.key(0), 2)
+        >>> p = p._replace(recurrent_kernel=jnp.zeros_like(p.recurrent_kernel))
+        >>> p = p._replace(input_kernel=p.input_kernel.at[:, 4:8].set(0.0))  # f = sigmoid(5) exactly
+        >>> stats = diagnostics.gate_statistics(cell, p, jnp.ones((3, 10, 2)), lengths=jnp.array([10, 5, 2]))
+        >>> sorted(stats.mean)
+        ['f', 'i', 'o']
+        >>> bool(jnp.allclose(stats.mean["f"], jax.nn.sigmoid(5.0)))
+        True
+        >>> float(stats.frac_above["f"])  # every valid f is above 0.9
+        1.0
+        >>> stats.timescale.round().astype(int)  # -1 / log(sigmoid(5)) ~ exp(5) steps
+        Array([149, 149, 149, 149], dtype=int32)
+    """
+    where = "gate_statistics"
+    if not isinstance(cell, Cell):
+        raise TypeError(
+            f"{where}: cell must be a single Cell (not a Stack or Bidirectional); got {type(cell).__name__}"
+        )
+    if cell.gates is None:
+        raise ValueError(
+            f"{where}: cell {cell.name!r} has no gates (cell.gates is None); gate statistics need a gated cell "
+            "such as lstm, gru or mgu"
+        )
+    bad = sorted(k for k in _GATE_STATISTICS_OWN if unroll_kwargs.get(k) is not None and unroll_kwargs[k] is not False)
+    if bad:
+        raise ValueError(f"{where}: {bad} cannot be used here; gate_statistics unrolls forward with its own carries")
+    unroll_kwargs = {k: v for k, v in unroll_kwargs.items() if k not in _GATE_STATISTICS_OWN}
+    if not isinstance(saturation, (tuple, list)) or len(saturation) != 2:
+        raise ValueError(f"{where}: saturation must be a pair (low, high); got {saturation!r}")
+    low, high = saturation
+    if _checks.is_concrete(low) and _checks.is_concrete(high) and not 0.0 <= float(low) <= float(high) <= 1.0:
+        raise ValueError(f"{where}: saturation must satisfy 0 <= low <= high <= 1; got {tuple(saturation)}")
+
+    # Validates every argument (shapes, dtypes, lengths, carry) before anything below is traced.
+    _, _, carries = unroll(cell, params, xs, lengths=lengths, return_carries=True, **unroll_kwargs)
+
+    # Everything time-major and batched: (T, B, ...).
+    batched, time_major = xs.ndim == 3, unroll_kwargs.get("time_major", False)
+
+    def to_tb(a):
+        return a[:, None] if not batched else (a if time_major else jnp.swapaxes(a, 0, 1))
+
+    xs_tb = to_tb(xs)
+    carries = jax.tree.map(to_tb, carries)
+    T, B = xs_tb.shape[0], xs_tb.shape[1]
+    carry0 = unroll_kwargs.get("initial_carry")
+    if carry0 is None:
+        carry0 = cell.initial_carry(params, (B,))
+    elif not batched:
+        carry0 = jax.tree.map(lambda a: a[None], carry0)
+    # The carry entering step t: carry0 at t = 0 and at a reset, the carry after step t - 1 otherwise.
+    before = jax.tree.map(lambda c0, c: jnp.concatenate([c0[None], c[:-1]], axis=0), carry0, carries)
+    if unroll_kwargs.get("resets") is not None:
+        r = to_tb(unroll_kwargs["resets"])[..., None]
+        before = jax.tree.map(lambda c0, c: jnp.where(r, jnp.broadcast_to(c0[None], c.shape), c), carry0, before)
+    gates = cell.gates(params, before, cell.project(params, xs_tb))  # {name: (T, B, H)}
+
+    if lengths is None:
+        valid = jnp.ones((T, B, 1), bool)
+    else:
+        valid = (jnp.arange(T)[:, None] < jnp.clip(jnp.asarray(lengths).reshape(B), 0, T)[None, :])[..., None]
+    # Averages in at least float32, so that long bfloat16 runs still count exactly.
+    acc = jnp.promote_types(carries.hidden.dtype, jnp.float32)
+    count = jnp.sum(valid, axis=(0, 1)).astype(acc)  # (1,)
+
+    def per_unit(v):
+        return jnp.sum(jnp.where(valid, v.astype(acc), jnp.zeros((), acc)), axis=(0, 1)) / count
+
+    mean = {k: per_unit(a) for k, a in gates.items()}
+    below = {k: per_unit(a < low) for k, a in gates.items()}
+    above = {k: per_unit(a > high) for k, a in gates.items()}
+    retain = mean_retain = timescale = None
+    if cell.name in _RETAIN:
+        retain = per_unit(_RETAIN[cell.name](gates, jnp.ones((T, B, cell.hidden_size), acc)))
+        mean_retain = jnp.mean(retain)
+        # r^k = exp(-k / tau); a unit that keeps everything (r = 1) never forgets. nan stays nan.
+        timescale = jnp.where(retain >= 1.0, jnp.inf, -1.0 / jnp.log(retain))
+    return GateStatistics(
+        mean=mean,
+        frac_below={k: jnp.mean(v) for k, v in below.items()},
+        frac_above={k: jnp.mean(v) for k, v in above.items()},
+        frac_below_per_unit=below,
+        frac_above_per_unit=above,
+        retain=retain,
+        mean_retain=mean_retain,
+        timescale=timescale,
+    )

@@ -28,6 +28,14 @@ class Cell(NamedTuple):
     ``apply(params, carry, x) = step(params, carry, project(params, x))`` is one step in
     ``jax.lax.scan`` order.
 
+    A gated cell also exposes its gates for diagnostics (:func:`rnnlab.diagnostics.gate_statistics`):
+
+    * ``gates(params, carry, xp) -> dict[str, array]``: the gate activations of the step that
+      ``step(params, carry, xp)`` computes, each ``(..., H)``, keyed by the names of the cell's
+      equations (``"i"``, ``"f"``, ``"o"`` for the LSTM; ``"r"``, ``"z"`` for the GRU; ``"f"`` for
+      the MGU). Built from the same function as ``step``, so the two cannot disagree; under ``jit``
+      whatever one of them does not return is dead code and is eliminated.
+
     Attributes:
         init: ``init(key, input_size, dtype=jnp.float32) -> params``.
         initial_carry: ``initial_carry(params, batch_shape=()) -> carry`` (zeros).
@@ -36,6 +44,7 @@ class Cell(NamedTuple):
         hidden_size: H, the width of the output ``y`` and of each carry component.
         name: the factory's name, e.g. ``"lstm"``.
         options: the resolved keyword options the cell was built with.
+        gates: the gate activations, see above; ``None`` for a cell without gates (Elman).
     """
 
     init: Callable[..., Params]
@@ -45,6 +54,7 @@ class Cell(NamedTuple):
     hidden_size: int
     name: str
     options: tuple[tuple[str, Any], ...] = ()
+    gates: Callable[[Params, Carry, jax.Array], dict[str, jax.Array]] | None = None
 
     def apply(self, params: Params, carry: Carry, x: jax.Array) -> tuple[Carry, jax.Array]:
         """One step: ``(carry, x) -> (carry, y)``; ``x`` has shape ``(..., I)``."""

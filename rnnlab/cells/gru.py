@@ -65,7 +65,8 @@ def gru(
     and ``y_t = h_t``. ``reset_after=False`` is the form of Cho et al. (2014); ``reset_after=True``
     (the default) applies the reset after the recurrent matmul, as cuDNN, PyTorch and Flax do, which
     lets all three recurrent matmuls run as one. Shapes: ``x_t (..., I)``, ``h_t (..., H)``; see
-    :class:`GRUParams`. The carry is :class:`RNNCarry`.
+    :class:`GRUParams`. The carry is :class:`RNNCarry`; the cell's ``gates`` returns ``r`` and ``z``.
+    The update gate ``z`` is the share of ``h_{t-1}`` kept: the GRU's memory ("retain") gate.
 
     Args:
         hidden_size: H > 0.
@@ -106,7 +107,8 @@ def gru(
         xw = x @ params.input_kernel
         return xw + lead(params.bias, xw)
 
-    def step(params, carry, xp):
+    def forward(params, carry, xp):
+        """One step: ``(new carry, y, gates)``, the single copy of the math behind ``step`` and ``gates``."""
         h = carry.hidden
         if reset_after:
             hu = h @ params.recurrent_kernel
@@ -119,10 +121,16 @@ def gru(
             z = jax.nn.sigmoid(xp[..., H : 2 * H] + hu[..., H:])
             n = phi(xp[..., 2 * H :] + (r * h) @ params.recurrent_kernel[:, 2 * H :])
         h_new = (1.0 - z) * n + z * h
-        return RNNCarry(h_new), h_new
+        return RNNCarry(h_new), h_new, {"r": r, "z": z}
+
+    def step(params, carry, xp):
+        return forward(params, carry, xp)[:2]
+
+    def gates(params, carry, xp):
+        return forward(params, carry, xp)[2]
 
     options = dict(reset_after=reset_after, activation=activation, input_init=input_init, recurrent_init=recurrent_init)
-    return Cell(init, zeros_carry(RNNCarry, 1, H), project, step, H, where, tuple(options.items()))
+    return Cell(init, zeros_carry(RNNCarry, 1, H), project, step, H, where, tuple(options.items()), gates)
 
 
 def mgu(
@@ -140,7 +148,9 @@ def mgu(
         n_t = phi(x_t W_n + (f_t * h_{t-1}) U_n + b_n)
         h_t = (1 - f_t) * h_{t-1} + f_t * n_t
 
-    and ``y_t = h_t``. Shapes: ``x_t (..., I)``, ``h_t (..., H)``; see :class:`MGUParams`.
+    and ``y_t = h_t``. Shapes: ``x_t (..., I)``, ``h_t (..., H)``; see :class:`MGUParams`. The cell's
+    ``gates`` returns ``f``; note that here ``f`` is the share of ``h_{t-1}`` *replaced* (the share kept
+    is ``1 - f``), the opposite of the LSTM's forget gate.
 
     Args:
         hidden_size: H > 0.
@@ -175,12 +185,19 @@ def mgu(
         xw = x @ params.input_kernel
         return xw + lead(params.bias, xw)
 
-    def step(params, carry, xp):
+    def forward(params, carry, xp):
+        """One step: ``(new carry, y, gates)``, the single copy of the math behind ``step`` and ``gates``."""
         h = carry.hidden
         f = jax.nn.sigmoid(xp[..., :H] + h @ params.recurrent_kernel[:, :H])
         n = phi(xp[..., H:] + (f * h) @ params.recurrent_kernel[:, H:])
         h_new = (1.0 - f) * h + f * n
-        return RNNCarry(h_new), h_new
+        return RNNCarry(h_new), h_new, {"f": f}
+
+    def step(params, carry, xp):
+        return forward(params, carry, xp)[:2]
+
+    def gates(params, carry, xp):
+        return forward(params, carry, xp)[2]
 
     options = dict(activation=activation, input_init=input_init, recurrent_init=recurrent_init)
-    return Cell(init, zeros_carry(RNNCarry, 1, H), project, step, H, where, tuple(options.items()))
+    return Cell(init, zeros_carry(RNNCarry, 1, H), project, step, H, where, tuple(options.items()), gates)

@@ -164,7 +164,8 @@ def lstm(
         Other arguments: see the structural options above (None means the default/variant's value).
 
     Returns:
-        A :class:`Cell` whose carry is :class:`LSTMCarry`.
+        A :class:`Cell` whose carry is :class:`LSTMCarry`. Its ``gates`` returns the sigmoid gates
+        the variant has, of ``"i"`` (also for CIFG, as ``1 - f``), ``"f"`` and ``"o"``.
 
     Raises:
         ValueError: unknown variant or activation, contradictory options, bad sizes.
@@ -223,13 +224,13 @@ def lstm(
     u_init = _base.recurrent_init(where, recurrent_init, None)
     r_init = initializers.get(gate_recurrent_init, where, "gate_recurrent_init")
 
-    gates = _gate_layout(opts)
-    has_i, has_f, has_o = "i" in gates, "f" in gates, "o" in gates
-    sigmoid_gates = tuple(g for g in gates if g != "g")
+    layout = _gate_layout(opts)
+    has_i, has_f, has_o = "i" in layout, "f" in layout, "o" in layout
+    sigmoid_gates = tuple(g for g in layout if g != "g")
     H = hidden_size
-    G = len(gates) * H
+    G = len(layout) * H
     S = len(sigmoid_gates)
-    offset = {g: k * H for k, g in enumerate(gates)}
+    offset = {g: k * H for k, g in enumerate(layout)}
     peep_row = {g: k for k, g in enumerate(sigmoid_gates)}
     fgr = opts["full_gate_recurrence"] and S > 0
     use_peep = opts["peepholes"] and S > 0
@@ -247,8 +248,8 @@ def lstm(
             if chrono_t_max is not None and has_i:
                 bias = bias.at[offset["i"] : offset["i"] + H].set(-b_f)
         return LSTMParams(
-            input_kernel=initializers.blocks(w_init, k_w, input_size, H, len(gates), dtype),
-            recurrent_kernel=initializers.blocks(u_init, k_u, H, H, len(gates), dtype),
+            input_kernel=initializers.blocks(w_init, k_w, input_size, H, len(layout), dtype),
+            recurrent_kernel=initializers.blocks(u_init, k_u, H, H, len(layout), dtype),
             bias=bias,
             peephole=jnp.zeros((S, H), dtype) if use_peep else None,
             gate_recurrent_kernel=initializers.blocks(r_init, k_r, S * H, H, S, dtype) if fgr else None,
@@ -270,7 +271,8 @@ def lstm(
             xw = _layer_norm(xw) * lead(params.layer_norm.input_gain, xw)
         return xw + lead(params.bias, xw)
 
-    def step(params, carry, xp):
+    def forward(params, carry, xp):
+        """One step: ``(new carry, y, gates)``, the single copy of the math behind ``step`` and ``gates``."""
         c_prev = carry.cell
         rec = carry.hidden @ params.recurrent_kernel
         if layer_norm:
@@ -300,11 +302,16 @@ def lstm(
             c_out = _layer_norm(c) * lead(ln.cell_gain, c) + lead(ln.cell_bias, c)
         o = jax.nn.sigmoid(pre("o") + peep("o", c)) if has_o else None
         h = act_out(c_out) if o is None else o * act_out(c_out)
-        new_gates = None
-        if fgr:
-            values = {"i": i, "f": f, "o": o}
-            new_gates = jnp.concatenate([values[s] for s in sigmoid_gates], axis=-1)
-        return LSTMCarry(h, c, new_gates), h
+        # i is present for CIFG as well (i = 1 - f); a gate fixed at 1 by the variant is absent.
+        values = {k: v for k, v in (("i", i), ("f", f), ("o", o)) if v is not None}
+        new_gates = jnp.concatenate([values[s] for s in sigmoid_gates], axis=-1) if fgr else None
+        return LSTMCarry(h, c, new_gates), h, values
+
+    def step(params, carry, xp):
+        return forward(params, carry, xp)[:2]
+
+    def gates(params, carry, xp):
+        return forward(params, carry, xp)[2]
 
     options = dict(
         forget_bias=forget_bias,
@@ -316,7 +323,7 @@ def lstm(
         gate_recurrent_init=gate_recurrent_init,
         **opts,
     )
-    return Cell(init, initial_carry, project, step, hidden_size, where, tuple(options.items()))
+    return Cell(init, initial_carry, project, step, hidden_size, where, tuple(options.items()), gates)
 
 
 def _gate_layout(opts: dict) -> tuple[str, ...]:
