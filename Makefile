@@ -1,5 +1,5 @@
 # Two commands do all setup on a fresh machine with Python >= 3.11:
-#   make demo   runs the main job
+#   make demo   runs the main job (the vanishing-gradient experiment, quick preset)
 #   make test   runs the test suite
 # Both create .venv and install rnnlab with its test extras on first use.
 
@@ -13,7 +13,7 @@ STAMP  := $(VENV)/.installed-stamp
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[test,plot]'
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -23,7 +23,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest
 
 demo: $(STAMP)
-	$(BIN)/python experiments/demo.py
+	$(BIN)/python experiments/vanishing_gradient.py --preset quick
 
 # Optional: PyTorch (CPU) for the parity tests and the benchmark.
 torch: $(STAMP)

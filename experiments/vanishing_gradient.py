@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import math
 import pathlib
 import sys
@@ -106,11 +107,11 @@ PRESETS = {
         seed=0,
         train=protocols.TrainSettings(
             seeds=5,
-            batch_size=32,
+            batch_size=16,
             steps=800,
             eval_every=100,
             eval_size=256,
-            test_size=512,
+            test_size=2048,
             grad_size=64,
             optimizer=OptimizerConfig("adam", learning_rate=1e-2, clip="global_norm", clip_value=1.0),
         ),
@@ -170,9 +171,15 @@ def summarize(run: protocols.TaskRun, cell_id: str, task_name: str, length: int)
     """The results.json entry of one (cell, task, length)."""
     metric = run.test[run.metric]
     seeds = metric.size
-    curves = {}
+    # Seeds whose curve is not finite (a diverged model) are left out of the mean, and counted.
+    curves, counted = {}, {}
     for when, grads in (("init", run.grad_init), ("trained", run.grad_trained)):
-        curves[when] = {leaf: g.mean(axis=0)[::-1] for leaf, g in grads.items()}  # by lag 0..T-1
+        finite = np.all([np.isfinite(g).all(axis=1) for g in grads.values()], axis=0)
+        counted[when] = int(finite.sum())
+        curves[when] = {
+            leaf: (g[finite].mean(axis=0) if finite.any() else np.full(g.shape[1], np.nan))[::-1]  # by lag 0..T-1
+            for leaf, g in grads.items()
+        }
     entry = {
         "cell": cell_id,
         "label": CELLS[cell_id][0],
@@ -192,6 +199,7 @@ def summarize(run: protocols.TaskRun, cell_id: str, task_name: str, length: int)
         "seeds": seeds,
         # Curves indexed by lag T - 1 - t (lag 0 = the last step), averaged over seeds.
         "grad_norm_by_lag": curves,
+        "grad_norm_seeds": counted,
         "grad_ratio_first_last": {
             when: {leaf: _ratio(c[::-1]) for leaf, c in by_leaf.items()} for when, by_leaf in curves.items()
         },
@@ -277,7 +285,9 @@ def make_plots(results: dict, out: pathlib.Path) -> list[pathlib.Path]:
         labels = {c: CELLS[c][0] for c in cells}
         lengths = sorted({e["length"] for e in entries})
 
-        fig, axes = plt.subplots(2, len(lengths), figsize=(4.2 * len(lengths), 7), squeeze=False, sharey="row")
+        fig, axes = plt.subplots(
+            2, len(lengths), figsize=(4.2 * len(lengths), 7.5), squeeze=False, sharey="row", layout="constrained"
+        )
         for col, length in enumerate(lengths):
             for row, when in enumerate(("init", "trained")):
                 curves = {}
@@ -291,7 +301,7 @@ def make_plots(results: dict, out: pathlib.Path) -> list[pathlib.Path]:
         fig.suptitle(r"Error reaching step t from the loss: $\|\partial L/\partial h_t\|$, mean over seeds")
         written.append(runs.save_figure(fig, out / f"gradient_flow_{task}.png"))
 
-        fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+        fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4), layout="constrained")
         rates = {labels[c]: [_entry(results, task, n, c)["success_rate"] for n in lengths] for c in cells}
         plots.versus_length(ax1, lengths, rates, ylabel="fraction of seeds that solve the task")
         ax1.set_ylim(-0.05, 1.05)
@@ -310,7 +320,9 @@ def make_plots(results: dict, out: pathlib.Path) -> list[pathlib.Path]:
         fig.suptitle(f"{task}: long-lag learning ({entries[0]['seeds']} seeds; bars: min-max)")
         written.append(runs.save_figure(fig, out / f"success_{task}.png"))
 
-        fig, axes = plt.subplots(1, len(lengths), figsize=(4.2 * len(lengths), 3.6), squeeze=False)
+        fig, axes = plt.subplots(
+            1, len(lengths), figsize=(4.2 * len(lengths), 3.8), squeeze=False, layout="constrained"
+        )
         for col, length in enumerate(lengths):
             curves, steps = {}, None
             for c in cells:
@@ -322,6 +334,9 @@ def make_plots(results: dict, out: pathlib.Path) -> list[pathlib.Path]:
             plots.learning_curves(
                 axes[0, col], steps, curves, baseline=baseline, ylabel=f"validation {metric}", title=f"T = {length}"
             )
+            # A diverging model (e.g. an IRNN) would stretch the axis over tens of decades.
+            low = np.nanmin([np.nanmin(np.where(c > 0, c, np.nan)) for c in curves.values()])
+            axes[0, col].set_ylim(0.5 * low, 30 * baseline)
         axes[0, 0].legend(fontsize=7)
         fig.suptitle(f"{task}: validation loss while training (median, min-max band over seeds)")
         written.append(runs.save_figure(fig, out / f"learning_curves_{task}.png"))
@@ -418,20 +433,43 @@ def main(argv=None) -> dict:
     parser.add_argument("--seed", type=int, help="experiment seed (default: the preset's)")
     parser.add_argument("--seeds", type=int, help="models per cell and length")
     parser.add_argument("--steps", type=int, help="most training steps")
+    parser.add_argument("--hidden", type=int, help="units per cell")
+    parser.add_argument("--batch-size", type=int, help="training sequences per step")
+    parser.add_argument("--optimizer", choices=rnnlab.train.OPTIMIZERS, help="update rule")
+    parser.add_argument("--lr", type=float, help="learning rate")
     parser.add_argument("--cells", help=f"comma-separated subset of {','.join(CELLS)}")
     parser.add_argument("--lengths", type=parse_lengths, help="e.g. 'adding=100,200;copy=100'")
     parser.add_argument("--no-progress", action="store_true", help="no progress lines")
+    parser.add_argument("--replot", action="store_true", help="redraw the plots and report of an existing --out")
     args = parser.parse_args(argv)
+    if args.replot:
+        if args.out is None:
+            parser.error("--replot needs --out, the run folder to redraw")
+        results = json.loads((args.out / "results.json").read_text())
+        results.setdefault("findings", findings(results))
+        make_plots(results, args.out)
+        runs.atomic_write(args.out / "report.md", report(results))
+        print(f"Redrew the plots and report.md of {args.out}/")
+        return results
     config = PRESETS[args.preset]
     train = config.train
     if args.seeds is not None:
         train = dataclasses.replace(train, seeds=args.seeds)
     if args.steps is not None:
         train = dataclasses.replace(train, steps=args.steps)
+    if args.batch_size is not None:
+        train = dataclasses.replace(train, batch_size=args.batch_size)
+    if args.optimizer is not None or args.lr is not None:
+        opt = train.optimizer
+        opt = dataclasses.replace(
+            opt, name=args.optimizer or opt.name, learning_rate=opt.learning_rate if args.lr is None else args.lr
+        )
+        train = dataclasses.replace(train, optimizer=opt)
     config = dataclasses.replace(
         config,
         train=train,
         seed=config.seed if args.seed is None else args.seed,
+        hidden_size=config.hidden_size if args.hidden is None else args.hidden,
         cells=config.cells if args.cells is None else tuple(c.strip() for c in args.cells.split(",")),
         lengths=config.lengths if args.lengths is None else args.lengths,
     )

@@ -10,7 +10,7 @@ Example:
     (3, 5, 8)
 """
 
-from rnnlab import activations, cells, diagnostics, initializers, layers, tasks, train
+from rnnlab import activations, cells, diagnostics, fit, initializers, layers, models, protocols, runs, tasks, train
 from rnnlab.cells import Cell
 from rnnlab.layers import Bidirectional, Stack, bidirectional, stack
 from rnnlab.reference import reference_unroll
@@ -26,6 +26,10 @@ __all__ = [
     "train",
     "tasks",
     "diagnostics",
+    "fit",
+    "models",
+    "protocols",
+    "runs",
     "Cell",
     "Bidirectional",
     "Stack",

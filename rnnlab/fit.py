@@ -14,6 +14,7 @@ models share the program (tests hold the vmapped run equal to separate runs).
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from collections.abc import Callable
@@ -56,6 +57,45 @@ class FitResult(NamedTuple):
     solved_step: np.ndarray
     diverged_step: np.ndarray
     steps: int
+
+
+@functools.lru_cache(maxsize=16)
+def _chunk_runner(loss_fn, sample_fn, optimizer, l1: float, l2: float) -> Callable:
+    """``run(states, keys, first_step, length)``: ``length`` vmapped train steps as one ``lax.scan``.
+
+    Cached on its arguments (as ``jax.jit`` caches on the function), so repeated :func:`fit`
+    calls with the same functions and shapes compile once.
+    """
+    single = make_train_step(loss_fn, optimizer, l1=l1, l2=l2, jit=False)
+
+    def one_step(state, key):
+        data_key, dropout_key = jax.random.split(key)
+        return single(state, sample_fn(data_key), dropout_key)
+
+    @functools.partial(jax.jit, static_argnums=3)
+    def run(states, keys, first_step, length):
+        def body(states, s):
+            step_keys = jax.vmap(jax.random.fold_in, in_axes=(0, None))(keys, s)
+            return jax.vmap(one_step)(states, step_keys)
+
+        return jax.lax.scan(body, states, first_step + jnp.arange(length))
+
+    return run
+
+
+@functools.lru_cache(maxsize=64)
+def _vmapped(eval_fn: Callable) -> Callable:
+    return jax.jit(jax.vmap(eval_fn, in_axes=(0, None)))
+
+
+def evaluate(eval_fn: Callable, params, batch) -> dict[str, np.ndarray]:
+    """``eval_fn(params, batch)`` for every model in ``params`` (leading axis N): ``{name: (N,)}``.
+
+    The compiled function is cached per ``eval_fn``, so :func:`fit`'s validation and a later test
+    evaluation with the same ``eval_fn`` and batch shape compile once.
+    """
+    metrics = jax.device_get(_vmapped(eval_fn)(params, batch))
+    return {k: np.asarray(v, np.float64).reshape(-1) for k, v in metrics.items()}
 
 
 def _tree_select(mask, a, b):
@@ -111,16 +151,16 @@ def fit(
     Example:
         >>> import jax, jax.numpy as jnp
         >>> from rnnlab import cells, fit, models, tasks, train
-        >>> task, model = tasks.get("adding"), models.sequence_model(cells.gru(8), 1)
+        >>> task, model = tasks.get("adding"), models.sequence_model(cells.elman(4), 1)
         >>> opt = train.make_optimizer(train.OptimizerConfig("adam", learning_rate=1e-2))
-        >>> keys = jax.random.split(jax.random.key(0), 3)
+        >>> keys = jax.random.split(jax.random.key(0), 2)                  # two models
         >>> states = train.init_seeds(lambda k: model.init(k, 2), keys, opt)
         >>> loss = lambda p, b, k: task.loss(model.apply(p, b.inputs), b)
         >>> metrics = lambda p, b: task.metric(model.apply(p, b.inputs), b)
-        >>> result = fit.fit(loss, metrics, lambda k: task.sample(k, 16, 10), task.sample(jax.random.key(9), 64, 10),
-        ...                  states, keys, opt, steps=40, eval_every=20, monitor="mse", progress=False)
+        >>> result = fit.fit(loss, metrics, lambda k: task.sample(k, 8, 10), task.sample(jax.random.key(9), 32, 10),
+        ...                  states, keys, opt, steps=20, eval_every=10, monitor="mse", progress=False)
         >>> result.history["train/loss"].shape, result.history["eval/mse"].shape
-        ((40, 3), (3, 3))
+        ((20, 2), (3, 2))
     """
     where = "fit"
     steps = _checks.positive_int(where, "steps", steps)
@@ -136,27 +176,13 @@ def fit(
     if leading != {n}:
         raise ValueError(f"{where}: every leaf of states needs a leading axis of N = {n} (one per key); got {leading}")
 
-    single = make_train_step(loss_fn, optimizer, l1=l1, l2=l2, jit=False)
-
-    def one_step(state, key):
-        data_key, dropout_key = jax.random.split(key)
-        return single(state, sample_fn(data_key), dropout_key)
-
-    @jax.jit(static_argnums=2)
-    def run_chunk(states, first_step, length):
-        def body(states, s):
-            step_keys = jax.vmap(jax.random.fold_in, in_axes=(0, None))(keys, s)
-            return jax.vmap(one_step)(states, step_keys)
-
-        return jax.lax.scan(body, states, first_step + jnp.arange(length))
-
-    evaluate = jax.jit(jax.vmap(eval_fn, in_axes=(0, None)))
+    run_chunk = _chunk_runner(loss_fn, sample_fn, optimizer, float(l1), float(l2))
 
     def eval_now(params):
-        metrics = jax.device_get(evaluate(params, eval_batch))
+        metrics = evaluate(eval_fn, params, eval_batch)
         if monitor not in metrics:
             raise KeyError(f"{where}: eval_fn returned {sorted(metrics)}; monitor={monitor!r} is not among them")
-        return {k: np.asarray(v, np.float64).reshape(n) for k, v in metrics.items()}
+        return metrics
 
     first = eval_now(states.params)
     evals = {k: [v] for k, v in first.items()}
@@ -174,7 +200,7 @@ def fit(
     done = 0
     while done < steps:
         length = min(eval_every, steps - done)
-        states, metrics = run_chunk(states, jnp.asarray(done + 1, jnp.int32), length)
+        states, metrics = run_chunk(states, keys, jnp.asarray(done + 1, jnp.int32), length)
         metrics = {k: np.asarray(v) for k, v in jax.device_get(metrics).items()}
         for k, v in metrics.items():
             train_hist.setdefault(k, []).append(v)

@@ -26,7 +26,7 @@ import numpy as np
 
 from rnnlab import _checks, diagnostics
 from rnnlab.cells import Cell
-from rnnlab.fit import fit
+from rnnlab.fit import evaluate, fit
 from rnnlab.models import sequence_model
 from rnnlab.tasks import Task
 from rnnlab.train import OptimizerConfig, init_seeds, make_optimizer
@@ -41,8 +41,9 @@ class TrainSettings:
         batch_size: training sequences per step.
         steps: the most training steps.
         eval_every: steps between validation evaluations.
-        eval_size, test_size: validation and test set sizes (sequences).
-        grad_size: sequences the gradient-flow curves average over.
+        eval_size: validation set size (sequences), also the batch size of evaluations.
+        test_size: test set size, a multiple of ``eval_size`` (it is evaluated in batches).
+        grad_size: test sequences the gradient-flow curves average over, <= ``eval_size``.
         optimizer: the update rule.
         solve_fraction: a seed solves the task when test loss <= solve_fraction * baseline.
         stop_fraction: training stops for a model once validation loss <= stop_fraction *
@@ -66,6 +67,12 @@ class TrainSettings:
         where = "TrainSettings"
         for name in ("seeds", "batch_size", "steps", "eval_every", "eval_size", "test_size", "grad_size"):
             _checks.positive_int(where, name, getattr(self, name))
+        if self.test_size % self.eval_size:
+            raise ValueError(
+                f"{where}: test_size must be a multiple of eval_size={self.eval_size}; got {self.test_size}"
+            )
+        if self.grad_size > self.eval_size:
+            raise ValueError(f"{where}: grad_size must be <= eval_size={self.eval_size}; got {self.grad_size}")
         if not isinstance(self.optimizer, OptimizerConfig):
             raise TypeError(f"{where}: optimizer must be an OptimizerConfig; got {type(self.optimizer).__name__}")
         for name in ("solve_fraction", "stop_fraction"):
@@ -108,10 +115,10 @@ class TaskRun(NamedTuple):
 
 
 def run_keys(seed: int, task: str, length: int) -> dict[str, jax.Array]:
-    """The PRNG keys of one ``(seed, task, length)``: ``models`` (N keys come from it), ``validation``,
-    ``test`` and ``gradients``. Stable across processes (the task name is hashed with CRC-32)."""
+    """The PRNG keys of one ``(seed, task, length)``: ``models`` (N keys come from it), ``validation``
+    and ``test``. Stable across processes (the task name is hashed with CRC-32)."""
     base = jax.random.fold_in(jax.random.fold_in(jax.random.key(seed), zlib.crc32(task.encode())), length)
-    return {name: jax.random.fold_in(base, k) for k, name in enumerate(("models", "validation", "test", "gradients"))}
+    return {name: jax.random.fold_in(base, k) for k, name in enumerate(("models", "validation", "test"))}
 
 
 def train_on_task(
@@ -175,13 +182,17 @@ def train_on_task(
         progress=progress,
         label=label or f"{cell.name} {task.name} T={length}",
     )
-    test_batch = task.sample(keys["test"], settings.test_size, length)
-    test = jax.device_get(jax.jit(jax.vmap(eval_fn, in_axes=(0, None)))(result.params, test_batch))
-    test = {k: np.asarray(v, np.float64) for k, v in test.items()}
+    # The test set comes in validation-sized batches, so it reuses the compiled evaluation.
+    # Every task masks the same number of steps in each sequence: the mean of the batch means is
+    # the mean over the whole test set.
+    test_keys = jax.random.split(keys["test"], settings.test_size // settings.eval_size)
+    test_batches = [task.sample(k, settings.eval_size, length) for k in test_keys]
+    parts = [evaluate(eval_fn, result.params, b) for b in test_batches]
+    test = {k: np.mean([p[k] for p in parts], axis=0) for k in parts[0]}
     solved = np.isfinite(test[metric]) & (test[metric] <= settings.solve_fraction * baseline)
     solved &= result.diverged_step < 0
 
-    grad_batch = task.sample(keys["gradients"], settings.grad_size, length)
+    grad_batch = jax.tree.map(lambda x: x[: settings.grad_size], test_batches[0])
 
     def grad_norms(params):
         def loss_of_outputs(ys, final):

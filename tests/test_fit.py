@@ -1,0 +1,145 @@
+"""The training loop: vmapped models equal separate runs, learning-rate grids, early stopping, NaN reports."""
+
+import functools
+import warnings
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from rnnlab import cells, fit, models, tasks, train
+
+TASK = tasks.get("adding")
+LENGTH = 7
+MODEL = models.sequence_model(cells.elman(5), TASK.output_size)
+EVAL_BATCH = TASK.sample(jax.random.key(99), 32, LENGTH)
+
+
+def loss_fn(params, batch, key):
+    del key
+    return TASK.loss(MODEL.apply(params, batch.inputs), batch)
+
+
+def eval_fn(params, batch):
+    return TASK.metric(MODEL.apply(params, batch.inputs), batch)
+
+
+def sample_fn(key):
+    return TASK.sample(key, 8, LENGTH)
+
+
+@functools.cache
+def _optimizer(config):
+    return train.make_optimizer(config)  # one object per config: fit reuses its compiled steps
+
+
+ADAM = train.OptimizerConfig("adam", learning_rate=1e-2)
+
+
+def _fit(keys, config=ADAM, learning_rates=None, **kw):
+    opt = _optimizer(config)
+    states = train.init_seeds(lambda k: MODEL.init(k, TASK.input_size), keys, opt, learning_rates=learning_rates)
+    kw = {"steps": 12, "eval_every": 4, "monitor": "mse", "progress": False, **kw}
+    return fit.fit(loss_fn, eval_fn, sample_fn, EVAL_BATCH, states, keys, opt, **kw)
+
+
+def _model(tree, n):
+    return jax.tree.map(lambda x: x[n], tree)
+
+
+def test_models_trained_together_equal_separate_runs_and_reruns_are_identical():
+    keys = jax.random.split(jax.random.key(0), 2)
+    together = _fit(keys)
+    assert together.history["train/loss"].shape == (12, 2)
+    assert together.history["eval/mse"].shape == (4, 2)
+    np.testing.assert_array_equal(together.history["eval_step"], [0, 4, 8, 12])
+    for n in range(2):
+        alone = _fit(keys[n : n + 1])
+        for name in ("train/loss", "train/grad_norm", "eval/mse"):
+            np.testing.assert_allclose(together.history[name][:, n], alone.history[name][:, 0], rtol=2e-5, atol=1e-7)
+        for a, b in zip(jax.tree.leaves(_model(together.params, n)), jax.tree.leaves(_model(alone.params, 0))):
+            np.testing.assert_allclose(a, b, rtol=2e-5, atol=1e-6)
+    again = _fit(keys)
+    np.testing.assert_array_equal(together.history["train/loss"], again.history["train/loss"])
+
+
+def test_learning_rate_grid_equals_one_run_per_rate():
+    key = jax.random.key(1)
+    rates = [1e-3, 3e-2]
+    grid = _fit(jnp.stack([key, key]), train.OptimizerConfig("rmsprop", learning_rate=0.5), learning_rates=rates)
+    for n, lr in enumerate(rates):
+        alone = _fit(key[None], train.OptimizerConfig("rmsprop", learning_rate=lr))
+        np.testing.assert_allclose(grid.history["train/loss"][:, n], alone.history["train/loss"][:, 0], rtol=2e-5)
+    # Same key, same data: only the rate differs, and it changes the run.
+    assert not np.allclose(grid.history["train/loss"][-1, 0], grid.history["train/loss"][-1, 1])
+
+
+def test_best_params_are_those_of_the_best_evaluation():
+    result = _fit(jax.random.split(jax.random.key(2), 2), steps=16)
+    mse = result.history["eval/mse"]
+    np.testing.assert_array_equal(result.best, mse.min(axis=0))
+    np.testing.assert_array_equal(result.best_step, result.history["eval_step"][mse.argmin(axis=0)])
+    np.testing.assert_allclose(fit.evaluate(eval_fn, result.params, EVAL_BATCH)["mse"], result.best, rtol=1e-6)
+
+
+def test_target_and_patience_stop_early():
+    keys = jax.random.split(jax.random.key(3), 2)
+    reached = _fit(keys, steps=400, target=0.25)  # these two models start at MSE 0.99 and 0.32
+    mse, at = reached.history["eval/mse"], reached.history["eval_step"]
+    assert np.all(mse[0] > 0.25) and np.all(reached.solved_step > 0)
+    assert reached.steps == reached.solved_step.max() < 400
+    for n, s in enumerate(reached.solved_step):
+        k = list(at).index(s)
+        assert mse[k, n] <= 0.25 < mse[:k, n].min()  # the first evaluation at or below the target
+    assert reached.history["train/loss"].shape[0] == reached.steps
+    # A learning rate of ~0 cannot improve: patience 2 ends the run after two evaluations.
+    stuck = _fit(keys, train.OptimizerConfig("sgd", learning_rate=1e-30), steps=400, patience=2, min_delta=1e-3)
+    assert stuck.steps == 8
+    assert list(stuck.solved_step) == [-1, -1]
+
+
+def test_a_non_finite_loss_is_reported_with_its_step_and_model():
+    # loss = -w with SGD lr 1 moves w by +1 per step; the loss turns NaN once w > threshold, which
+    # happens at a known step for each model.
+    opt = train.make_optimizer(train.OptimizerConfig("sgd", learning_rate=1.0, clip=None))
+    thresholds = jnp.array([100.0, 2.5])
+
+    def nan_loss(params, batch, key):
+        del batch, key
+        return jnp.where(params["w"] > params["threshold"], jnp.nan, -params["w"])
+
+    states = jax.vmap(lambda t: train.init_state({"w": jnp.zeros(()), "threshold": t}, opt))(thresholds)
+    keys = jax.random.split(jax.random.key(4), 2)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = fit.fit(
+            nan_loss, lambda p, b: {"loss": nan_loss(p, b, None)}, lambda k: jnp.zeros(()), jnp.zeros(()), states,
+            keys, opt, steps=8, eval_every=4, progress=False,
+        )  # fmt: skip
+    # w after step s is s; step s sees w = s - 1, NaN once s - 1 > 2.5: step 4.
+    assert list(result.diverged_step) == [-1, 4]
+    messages = [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
+    assert any("model 1" in m and "step 4" in m for m in messages), messages
+    assert np.isnan(result.history["train/loss"][3, 1]) and np.isfinite(result.history["train/loss"][:, 0]).all()
+    # A NaN evaluation never counts as the best: model 1's only finite evaluation is at step 0 (w = 4 at step 4
+    # already evaluates to NaN), so it keeps w = 0; model 0 keeps its last and lowest (w = 8, loss -8).
+    assert float(result.params["w"][1]) == 0.0 and int(result.best_step[1]) == 0
+    assert float(result.params["w"][0]) == 8.0
+
+
+def test_bad_arguments_are_named():
+    keys = jax.random.split(jax.random.key(5), 2)
+    opt = train.make_optimizer(train.OptimizerConfig())
+    states = train.init_seeds(lambda k: MODEL.init(k, TASK.input_size), keys, opt)
+    args = (loss_fn, eval_fn, sample_fn, EVAL_BATCH)
+    with pytest.raises(ValueError, match=r"leading axis of N = 3"):
+        fit.fit(*args, states, jax.random.split(keys[0], 3), opt, steps=4, progress=False)
+    with pytest.raises(KeyError, match=r"monitor='accuracy' is not among them"):
+        fit.fit(*args, states, keys, opt, steps=4, monitor="accuracy", progress=False)
+    with pytest.raises(ValueError, match=r"steps must be"):
+        fit.fit(*args, states, keys, opt, steps=0, progress=False)
+    with pytest.raises(ValueError, match=r"learning_rates must have shape \(2,\)"):
+        train.init_seeds(lambda k: MODEL.init(k, TASK.input_size), keys, opt, learning_rates=[1e-3])
+    with pytest.raises(ValueError, match=r"learning_rates must all be > 0"):
+        train.init_seeds(lambda k: MODEL.init(k, TASK.input_size), keys, opt, learning_rates=[1e-3, -1.0])

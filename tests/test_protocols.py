@@ -1,0 +1,52 @@
+"""train_on_task: settings are validated, keys are shared across cells, 'solved' follows its rule."""
+
+import dataclasses
+
+import jax
+import numpy as np
+import pytest
+
+from rnnlab import cells, protocols, tasks
+
+SETTINGS = protocols.TrainSettings(
+    seeds=2, batch_size=8, steps=30, eval_every=15, eval_size=16, test_size=32, grad_size=4,
+)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"seeds": 0}, r"seeds must be"),
+        ({"test_size": 20}, r"test_size must be a multiple of eval_size=16; got 20"),
+        ({"grad_size": 17}, r"grad_size must be <= eval_size=16; got 17"),
+        ({"solve_fraction": 0.0}, r"solve_fraction must be in \(0, 1\]"),
+        ({"optimizer": "adam"}, r"optimizer must be an OptimizerConfig"),
+    ],
+)
+def test_settings_are_checked(change, message):
+    with pytest.raises((ValueError, TypeError), match=message):
+        dataclasses.replace(SETTINGS, **change)
+
+
+def test_keys_depend_on_seed_task_and_length_only():
+    a, b = protocols.run_keys(0, "adding", 100), protocols.run_keys(0, "adding", 100)
+    for name in a:
+        np.testing.assert_array_equal(jax.random.key_data(a[name]), jax.random.key_data(b[name]))
+    for other in (protocols.run_keys(1, "adding", 100), protocols.run_keys(0, "copy", 100),
+                  protocols.run_keys(0, "adding", 101)):  # fmt: skip
+        assert not np.array_equal(jax.random.key_data(a["models"]), jax.random.key_data(other["models"]))
+
+
+def test_train_on_task_scores_and_measures_every_seed():
+    task = tasks.get("copy")
+    run = protocols.train_on_task(cells.lstm(6), task, 5, SETTINGS, progress=False)
+    assert run.metric == "cross_entropy" and run.baseline == pytest.approx(10 * np.log(8) / 25)
+    assert set(run.test) >= {"cross_entropy", "accuracy", "recall_accuracy", "success_rate"}
+    assert run.test["cross_entropy"].shape == (2,)
+    np.testing.assert_array_equal(run.solved, run.test["cross_entropy"] <= SETTINGS.solve_fraction * run.baseline)
+    for grads in (run.grad_init, run.grad_trained):
+        assert set(grads) == {"hidden", "cell"} and grads["hidden"].shape == (2, task.time_steps(5))
+        assert np.all(np.isfinite(grads["hidden"]))
+    # The last step's cell state reaches the loss only through h inside that step: dL/dc_T is zero.
+    assert np.all(run.grad_init["cell"][:, -1] == 0)
+    assert not np.allclose(run.grad_init["hidden"], run.grad_trained["hidden"])
