@@ -390,8 +390,9 @@ def report(results: dict) -> str:
         f"Preset `{cfg['name']}`, seed {cfg['seed']}: {tr['seeds']} seeds per cell and length, {cfg['hidden_size']} "
         f"units, batch {tr['batch_size']}, at most {tr['steps']} steps of {tr['optimizer']['name']} "
         f"(learning rate {tr['optimizer']['learning_rate']}, clip {tr['optimizer']['clip']} "
-        f"{tr['optimizer']['clip_value']}). {results['solve_rule']}; each seed's parameters are those of its best "
-        "validation loss, scored on a separate test set.",
+        f"{tr['optimizer']['clip_value']}). {results['solve_rule'][0].upper() + results['solve_rule'][1:]}; each "
+        "seed's parameters are those of its best validation loss, scored on a separate test set. Training of a cell stops "
+        f"early once every seed's validation loss has reached {tr['stop_fraction']} x the baseline.",
         "",
         f"Ran in {results['elapsed_s'] / 60:.1f} minutes on {m['cpu']} ({m['cores']} cores, backend "
         f"{m['backend']}), jax {m['versions'].get('jax', '?')}.",
@@ -420,6 +421,10 @@ def report(results: dict) -> str:
         lines.append(
             "Ratio ||dL/dh_t|| at the first step over the last (mean over seeds) at T = "
             f"{f['longest_length']}: how much of the error signal reaches the start of the sequence.",
+        )
+        lines.append(
+            "A 0 is a gradient that underflowed float32 (below about 1e-38) on its way back; n/a: no seed's curve "
+            "was finite."
         )
         lines += ["", "| cell | at init | after training |", "|---|---|---|"]
         for c in cells:

@@ -137,10 +137,12 @@ def fit(
         steps: the most training steps to run.
         eval_every: steps between evaluations; they run as one compiled ``lax.scan``.
         monitor: the ``eval_fn`` metric to minimize for early stopping and best parameters.
-        patience: stop a model after this many evaluations without an improvement larger than
-            ``min_delta``; ``None`` never stops on patience. The run ends when every model has
-            stopped, reached ``target`` or diverged.
-        target: a model whose ``monitor`` is ``<= target`` is solved (``solved_step``) and stops.
+        patience: a model is finished after this many evaluations in a row without an improvement
+            larger than ``min_delta``; ``None``: never. The run ends when every model is finished
+            (patience, ``target`` or divergence); until then all of them keep training together,
+            and each keeps its best parameters.
+        min_delta: the smallest decrease of ``monitor`` that counts as an improvement.
+        target: a model whose ``monitor`` is ``<= target`` is finished (``solved_step`` records when).
         l1, l2: weight penalties (:func:`rnnlab.train.penalty`).
         progress: print a progress line (to stderr).
         label: the progress line's label.

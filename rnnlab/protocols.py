@@ -46,9 +46,10 @@ class TrainSettings:
         grad_size: test sequences the gradient-flow curves average over, <= ``eval_size``.
         optimizer: the update rule.
         solve_fraction: a seed solves the task when test loss <= solve_fraction * baseline.
-        stop_fraction: training stops for a model once validation loss <= stop_fraction *
-            baseline (below the solve line, so a stopped model has a margin on the test set).
-        patience: evaluations without improvement before a model stops; None: never.
+        stop_fraction: a model is finished once its validation loss is <= stop_fraction *
+            baseline (below the solve line, so it has a margin on the test set); training ends
+            when every model is finished (see :func:`rnnlab.fit.fit`).
+        patience: evaluations without improvement after which a model is finished; None: never.
     """
 
     seeds: int = 5
