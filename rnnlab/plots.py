@@ -8,6 +8,7 @@ with units, and marks a task's baseline where there is one. matplotlib is import
 from __future__ import annotations
 
 import os
+import warnings
 
 import numpy as np
 
@@ -93,8 +94,11 @@ def learning_curves(ax, steps, curves: dict, *, baseline=None, ylabel="", log=Tr
         if c.ndim == 1:
             c = c[:, None]
         s = steps[: c.shape[0]]
-        ax.plot(s, np.nanmedian(c, axis=1), color=colors[label], label=label)
-        ax.fill_between(s, np.nanmin(c, axis=1), np.nanmax(c, axis=1), color=colors[label], alpha=0.15, lw=0)
+        with warnings.catch_warnings():  # a step where every model diverged is left blank
+            warnings.simplefilter("ignore", RuntimeWarning)
+            lo, mid, hi = np.nanmin(c, axis=1), np.nanmedian(c, axis=1), np.nanmax(c, axis=1)
+        ax.plot(s, mid, color=colors[label], label=label)
+        ax.fill_between(s, lo, hi, color=colors[label], alpha=0.15, lw=0)
     if baseline is not None:
         ax.axhline(baseline, color="k", ls="--", lw=1, label="baseline")
     if log:
