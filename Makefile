@@ -34,6 +34,7 @@ lint: $(STAMP)
 
 bench: torch
 	$(BIN)/python bench/bench_lstm.py
+	$(BIN)/python bench/bench_seeds.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info
