@@ -128,7 +128,7 @@ def train_on_task(
     """Trains ``settings.seeds`` models ``cell`` + linear readout on ``task`` at ``length``.
 
     Args:
-        cell: any cell (or stack) :func:`rnnlab.unroll` runs.
+        cell: a single :class:`~rnnlab.cells.Cell` (the gradient-flow curves perturb its carry).
         task: from :mod:`rnnlab.tasks`.
         length: the task's length parameter (the lag).
         settings: see :class:`TrainSettings`.
@@ -147,6 +147,8 @@ def train_on_task(
         >>> run.metric, run.test["mse"].shape, run.grad_init["cell"].shape
         ('mse', (2,), (2, 12))
     """
+    if not isinstance(cell, Cell):
+        raise TypeError(f"train_on_task: cell must be a single Cell; got {type(cell).__name__}")
     if not isinstance(settings, TrainSettings):
         raise TypeError(f"train_on_task: settings must be a TrainSettings; got {type(settings).__name__}")
     start = time.perf_counter()

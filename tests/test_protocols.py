@@ -6,6 +6,7 @@ import jax
 import numpy as np
 import pytest
 
+import rnnlab
 from rnnlab import cells, protocols, tasks
 
 SETTINGS = protocols.TrainSettings(
@@ -26,6 +27,11 @@ SETTINGS = protocols.TrainSettings(
 def test_settings_are_checked(change, message):
     with pytest.raises((ValueError, TypeError), match=message):
         dataclasses.replace(SETTINGS, **change)
+
+
+def test_train_on_task_needs_a_single_cell():
+    with pytest.raises(TypeError, match=r"cell must be a single Cell; got Stack"):
+        protocols.train_on_task(rnnlab.stack([cells.gru(3), cells.gru(3)]), tasks.get("adding"), 5, SETTINGS)
 
 
 def test_keys_depend_on_seed_task_and_length_only():
