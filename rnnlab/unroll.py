@@ -15,6 +15,7 @@ import numpy as np
 
 from rnnlab import _checks
 from rnnlab.cells import Cell
+from rnnlab.fused import fused_scan, supports
 from rnnlab.layers import Bidirectional, BidirectionalCarry, Stack, input_size
 
 
@@ -124,12 +125,49 @@ def _reverse_order(T: int, lengths: jax.Array | None, B: int):
     return jnp.where(t < lengths[None, :], lengths[None, :] - 1 - t, t)
 
 
+def _fused_ok(cell, b: _Batch, truncation, remat, return_carries, offsets) -> str | None:
+    """``None`` when the fused path applies, else the reason it does not."""
+    if not supports(cell):
+        return f"the {getattr(cell, 'name', type(cell).__name__)} cell has no combine (a second h-dependent matmul)"
+    for name, value in (
+        ("lengths", b.lengths),
+        ("resets", b.resets),
+        ("truncation", truncation),
+        ("carry_offsets", offsets),
+    ):
+        if value is not None:
+            return f"{name} is given"
+    if remat:
+        return "remat=True"
+    if return_carries:
+        return "return_carries=True"
+    return None
+
+
 def _scan_cell(
-    cell: Cell, params, b: _Batch, reverse, truncation, unroll, remat, return_carries, hoist_input, offsets=None
+    cell: Cell,
+    params,
+    b: _Batch,
+    reverse,
+    truncation,
+    unroll,
+    remat,
+    return_carries,
+    hoist_input,
+    use_fused,
+    offsets=None,
 ):
     T, B = b.xs.shape[0], b.xs.shape[1]
     if hoist_input is None:
         hoist_input = jax.default_backend() != "cpu"
+    if use_fused is not False:
+        why_not = _fused_ok(cell, b, truncation, remat, return_carries, offsets)
+        if why_not is None:
+            xs = b.xs[::-1] if reverse else b.xs  # without lengths, reversing is a flip
+            final, ys = fused_scan(cell, params, xs, b.carry, hoist_input=hoist_input, unroll=unroll)
+            return final, (ys[::-1] if reverse else ys), None
+        if use_fused:
+            raise ValueError(f"unroll: fused=True cannot run here: {why_not}; pass fused=None or False")
     # Hoisted: one (T*B, I) @ (I, G) matmul before the loop; otherwise the projection runs per step.
     xp = cell.project(params, b.xs) if hoist_input else b.xs
     resets = b.resets
@@ -222,6 +260,7 @@ def unroll(
     dropout_key: jax.Array | None = None,
     hoist_input: bool | None = None,
     carry_offsets=None,
+    fused: bool | None = None,
 ):
     """Runs ``cell`` over the sequence ``xs`` with ``jax.lax.scan``.
 
@@ -260,6 +299,15 @@ def unroll(
             differentiate with respect to it: the gradient at step t is ``dL/d(carry_t)``, the
             error arriving at step t from every later step. The output ``y_t`` is taken to be the
             perturbed ``carry.hidden``, as it is for every built-in cell. See :mod:`rnnlab.diagnostics`.
+        fused: the backward pass. ``None`` (default) uses the fused backward of :mod:`rnnlab.fused`
+            (weight gradients as one GEMM after the reverse loop) wherever it applies: cells with
+            ``combine`` (Elman, LSTM and its variants, GRU with ``reset_after``) run without
+            ``lengths``, ``resets``, ``truncation``, ``remat``, ``return_carries`` or
+            ``carry_offsets``; elsewhere plain autodiff through the scan. ``False`` always uses
+            autodiff; ``True`` requires the fused path and raises where it does not apply. Both
+            give the same values and gradients to float rounding. The fused path is reverse-mode
+            only (a ``jax.custom_vjp``): for ``jax.jvp``, ``jax.jacfwd`` or ``jax.hessian`` pass
+            ``fused=False``.
 
     Returns:
         ``(final_carry, ys)``, with ``ys`` shaped like ``xs`` but with the output width last; with
@@ -294,8 +342,15 @@ def unroll(
     b = _check(where, cell, params, xs, initial_carry, lengths, resets, time_major, truncation, unroll)
     if hoist_input is not None and not isinstance(hoist_input, bool):
         raise TypeError(f"{where}: hoist_input must be a bool or None; got {hoist_input!r}")
+    if fused is not None and not isinstance(fused, bool):
+        raise TypeError(f"{where}: fused must be a bool or None; got {fused!r}")
     opts = dict(
-        truncation=truncation, unroll=unroll, remat=remat, return_carries=return_carries, hoist_input=hoist_input
+        truncation=truncation,
+        unroll=unroll,
+        remat=remat,
+        return_carries=return_carries,
+        hoist_input=hoist_input,
+        use_fused=fused,
     )
     offsets = None
     if carry_offsets is not None:

@@ -311,7 +311,9 @@ def test_jacobian_singular_values_match_an_explicit_restart(x64, name):
         c_t = jax.tree.map(lambda c, t=t: c[t], carries)
 
         def final_hidden(h, t=t, c_t=c_t):
-            return rnnlab.unroll(cell, p, xs[t + 1 :], initial_carry=c_t._replace(hidden=h))[0].hidden
+            # fused=False: forward-mode autodiff needs the plain scan (the fused path is reverse-mode only).
+            restart = c_t._replace(hidden=h)
+            return rnnlab.unroll(cell, p, xs[t + 1 :], initial_carry=restart, fused=False)[0].hidden
 
         J = np.asarray(jax.jacfwd(final_hidden)(c_t.hidden))
         want = np.linalg.svd(J, compute_uv=False)

@@ -36,6 +36,14 @@ class Cell(NamedTuple):
       the MGU). Built from the same function as ``step``, so the two cannot disagree; under ``jit``
       whatever one of them does not return is dead code and is eliminated.
 
+    A cell whose step reads ``h_{t-1}`` through one matmul with ``params.recurrent_kernel`` also
+    exposes the step after that matmul, which lets :func:`rnnlab.unroll` run its fused backward
+    pass (all weight gradients as one GEMM over every timestep, see :mod:`rnnlab.fused`):
+
+    * ``combine(params, carry, xp, rec) -> (carry, y)`` with ``rec = carry.hidden @
+      params.recurrent_kernel`` of shape ``(..., G)``; ``step`` is defined through it, so
+      ``step(params, carry, xp) == combine(params, carry, xp, carry.hidden @ U)``.
+
     Attributes:
         init: ``init(key, input_size, dtype=jnp.float32) -> params``.
         initial_carry: ``initial_carry(params, batch_shape=()) -> carry`` (zeros).
@@ -45,6 +53,8 @@ class Cell(NamedTuple):
         name: the factory's name, e.g. ``"lstm"``.
         options: the resolved keyword options the cell was built with.
         gates: the gate activations, see above; ``None`` for a cell without gates (Elman).
+        combine: the step after its recurrent matmul, see above; ``None`` where the cell has
+            further matmuls that depend on h_{t-1} (the GRU with ``reset_after=False``, the MGU).
     """
 
     init: Callable[..., Params]
@@ -55,6 +65,7 @@ class Cell(NamedTuple):
     name: str
     options: tuple[tuple[str, Any], ...] = ()
     gates: Callable[[Params, Carry, jax.Array], dict[str, jax.Array]] | None = None
+    combine: Callable[[Params, Carry, jax.Array, jax.Array], tuple[Carry, jax.Array]] | None = None
 
     def apply(self, params: Params, carry: Carry, x: jax.Array) -> tuple[Carry, jax.Array]:
         """One step: ``(carry, x) -> (carry, y)``; ``x`` has shape ``(..., I)``."""

@@ -85,14 +85,26 @@ def elman(
         xw = x @ params.input_kernel
         return xw + lead(params.bias, xw)
 
-    def step(params, carry, xp):
-        h = phi(xp + carry.hidden @ params.recurrent_kernel)
+    def combine(params, carry, xp, rec):
+        h = phi(xp + rec)
         return RNNCarry(h), h
+
+    def step(params, carry, xp):
+        return combine(params, carry, xp, carry.hidden @ params.recurrent_kernel)
 
     options = dict(
         activation=activation, input_init=input_init, recurrent_init=recurrent_init, spectral_radius=spectral_radius
     )
-    return Cell(init, zeros_carry(RNNCarry, 1, hidden_size), project, step, hidden_size, where, tuple(options.items()))
+    return Cell(
+        init,
+        zeros_carry(RNNCarry, 1, hidden_size),
+        project,
+        step,
+        hidden_size,
+        where,
+        tuple(options.items()),
+        combine=combine,
+    )
 
 
 def irnn(hidden_size: int, *, scale: float = 1.0, input_init="glorot_uniform") -> Cell:

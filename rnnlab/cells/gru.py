@@ -107,11 +107,12 @@ def gru(
         xw = x @ params.input_kernel
         return xw + lead(params.bias, xw)
 
-    def forward(params, carry, xp):
-        """One step: ``(new carry, y, gates)``, the single copy of the math behind ``step`` and ``gates``."""
+    def forward(params, carry, xp, hu=None):
+        """One step: ``(new carry, y, gates)``, the single copy of the math behind ``step``, ``gates``
+        and ``combine`` (which passes ``hu = h @ U``)."""
         h = carry.hidden
         if reset_after:
-            hu = h @ params.recurrent_kernel
+            hu = h @ params.recurrent_kernel if hu is None else hu
             r = jax.nn.sigmoid(xp[..., :H] + hu[..., :H])
             z = jax.nn.sigmoid(xp[..., H : 2 * H] + hu[..., H : 2 * H])
             n = phi(xp[..., 2 * H :] + r * (hu[..., 2 * H :] + lead(params.recurrent_bias, hu)))
@@ -129,8 +130,21 @@ def gru(
     def gates(params, carry, xp):
         return forward(params, carry, xp)[2]
 
+    def combine(params, carry, xp, rec):
+        return forward(params, carry, xp, rec)[:2]
+
     options = dict(reset_after=reset_after, activation=activation, input_init=input_init, recurrent_init=recurrent_init)
-    return Cell(init, zeros_carry(RNNCarry, 1, H), project, step, H, where, tuple(options.items()), gates)
+    return Cell(
+        init,
+        zeros_carry(RNNCarry, 1, H),
+        project,
+        step,
+        H,
+        where,
+        tuple(options.items()),
+        gates,
+        combine if reset_after else None,
+    )
 
 
 def mgu(

@@ -271,10 +271,11 @@ def lstm(
             xw = _layer_norm(xw) * lead(params.layer_norm.input_gain, xw)
         return xw + lead(params.bias, xw)
 
-    def forward(params, carry, xp):
-        """One step: ``(new carry, y, gates)``, the single copy of the math behind ``step`` and ``gates``."""
+    def forward(params, carry, xp, rec=None):
+        """One step: ``(new carry, y, gates)``, the single copy of the math behind ``step``, ``gates``
+        and ``combine`` (which passes ``rec = h @ U``)."""
         c_prev = carry.cell
-        rec = carry.hidden @ params.recurrent_kernel
+        rec = carry.hidden @ params.recurrent_kernel if rec is None else rec
         if layer_norm:
             rec = _layer_norm(rec) * lead(params.layer_norm.recurrent_gain, rec)
         z = xp + rec
@@ -313,6 +314,9 @@ def lstm(
     def gates(params, carry, xp):
         return forward(params, carry, xp)[2]
 
+    def combine(params, carry, xp, rec):
+        return forward(params, carry, xp, rec)[:2]
+
     options = dict(
         forget_bias=forget_bias,
         chrono_t_max=chrono_t_max,
@@ -323,7 +327,7 @@ def lstm(
         gate_recurrent_init=gate_recurrent_init,
         **opts,
     )
-    return Cell(init, initial_carry, project, step, hidden_size, where, tuple(options.items()), gates)
+    return Cell(init, initial_carry, project, step, hidden_size, where, tuple(options.items()), gates, combine)
 
 
 def _gate_layout(opts: dict) -> tuple[str, ...]:

@@ -1,0 +1,98 @@
+r"""The fused unroll: a scan whose backward pass computes the weight gradients after the loop.
+
+Autodiff through ``lax.scan`` accumulates every weight gradient inside the reverse loop: each step
+adds ``x_t^T dxp_t`` to dW and ``h_{t-1}^T drec_t`` to dU, four small matmuls and two
+read-modify-writes of whole weight matrices per step. The gradients are sums over time, so
+:func:`fused_scan` defers them: its reverse loop carries only what is sequential,
+
+.. math::
+
+    (dcarry_{t-1}, dxp_t, drec_t) = \mathrm{vjp}(combine)(dcarry_t + dy_t), \qquad
+    dh_{t-1} \mathrel{+}= drec_t\, U^\top,
+
+and after the loop one GEMM over all ``T * B`` rows gives ``dU = H_{prev}^\top dREC`` (shape
+``(H, G)``), and the VJP of the input projection over the whole sequence gives ``dW``, ``db`` and
+``dxs`` (two more GEMMs). Weights used inside ``combine`` (peepholes, layer-norm gains, the GRU's
+recurrent bias) are small and stay accumulated in the loop.
+
+It applies to any :class:`~rnnlab.cells.Cell` with ``combine`` (the step after its recurrent
+matmul ``rec = carry.hidden @ params.recurrent_kernel``), and computes the same gradients as autodiff
+through the plain scan, to float rounding; the test suite checks both against each other and against
+finite differences for every such cell and option. Being a ``jax.custom_vjp``, it supports
+reverse-mode differentiation only; forward mode (``jax.jvp``, ``jax.jacfwd``) needs
+``unroll(..., fused=False)``.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from rnnlab.cells import Cell
+
+
+def supports(cell) -> bool:
+    """Whether ``cell`` can run on the fused path: a :class:`Cell` with ``combine``."""
+    return isinstance(cell, Cell) and cell.combine is not None
+
+
+def _add(a, b):
+    return jax.tree.map(jnp.add, a, b)
+
+
+def fused_scan(cell: Cell, params, xs: jax.Array, carry0, *, hoist_input: bool, unroll: int = 1):
+    """Runs ``cell`` over time-major ``xs (T, B, I)`` from ``carry0``; returns ``(final_carry, ys (T, B, H))``.
+
+    Same values as scanning ``cell.step``; differentiable in ``params``, ``xs`` and ``carry0`` with the
+    fused backward pass described in the module docstring. ``hoist_input`` computes ``xp = project(xs)``
+    for all steps before the loop (one GEMM); otherwise each step projects its own input.
+    """
+
+    def forward(params, xs, carry0, save: bool):
+        kernel = params.recurrent_kernel
+        xp_all = cell.project(params, xs) if hoist_input else xs
+
+        def body(carry, inp):
+            xp = inp if hoist_input else cell.project(params, inp)
+            rec = carry.hidden @ kernel
+            new, y = cell.combine(params, carry, xp, rec)
+            return new, (y, (carry, xp, rec) if save else None)
+
+        return jax.lax.scan(body, carry0, xp_all, unroll=unroll)
+
+    @jax.custom_vjp
+    def run(params, xs, carry0):
+        final, (ys, _) = forward(params, xs, carry0, save=False)
+        return final, ys
+
+    def run_fwd(params, xs, carry0):
+        final, (ys, saved) = forward(params, xs, carry0, save=True)
+        return (final, ys), (params, xs, saved)
+
+    def run_bwd(res, cotangents):
+        params, xs, (carries, xps, recs) = res
+        d_final, dys = cotangents
+        kernel_t = params.recurrent_kernel.T  # transposed once, outside the loop
+
+        def body(acc, inp):
+            dcarry, dparams = acc
+            carry, xp, rec, dy = inp
+            _, vjp = jax.vjp(cell.combine, params, carry, xp, rec)
+            dp, dcarry_prev, dxp, drec = vjp((dcarry, dy))
+            dcarry_prev = dcarry_prev._replace(hidden=dcarry_prev.hidden + drec @ kernel_t)
+            return (dcarry_prev, _add(dparams, dp)), (dxp, drec)
+
+        zeros = jax.tree.map(jnp.zeros_like, params)
+        (dcarry0, dparams), (dxps, drecs) = jax.lax.scan(
+            body, (d_final, zeros), (carries, xps, recs, dys), reverse=True, unroll=unroll
+        )
+        h_prev = carries.hidden
+        d_kernel = h_prev.reshape(-1, h_prev.shape[-1]).T @ drecs.reshape(-1, drecs.shape[-1])
+        _, project_vjp = jax.vjp(cell.project, params, xs)
+        dp_project, dxs = project_vjp(dxps)
+        dparams = _add(dparams, dp_project)
+        dparams = dparams._replace(recurrent_kernel=dparams.recurrent_kernel + d_kernel)
+        return dparams, dxs, dcarry0
+
+    run.defvjp(run_fwd, run_bwd)
+    return run(params, xs, carry0)

@@ -1,0 +1,166 @@
+"""The fused backward pass (:mod:`rnnlab.fused`) against autodiff through the plain scan.
+
+``unroll`` takes the fused path by default wherever it applies, so ``test_gradients.py`` already
+checks it against central finite differences for every cell. Here, in float64, its values and
+gradients (params, inputs, initial carry) must equal those of ``fused=False`` for every cell with
+``combine`` and every layout and option the fused path accepts; the fused path must really run
+(a ``custom_vjp`` in the jaxpr); and it must step aside, or raise with ``fused=True``, where it
+does not apply.
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from numpy_reference import CASES, random_carry, randomize
+
+import rnnlab
+from rnnlab import cells, fused
+
+B, T, I, H = 2, 5, 3, 4
+FUSED_CASES = [k for k, c in CASES.items() if fused.supports(cells.make(c.factory, H, **c.options))]
+
+
+def _setup(cell, seed=0, batch=(B,)):
+    params = randomize(jax.eval_shape(lambda: cell.init(jax.random.key(seed), I, dtype=jnp.float64)), seed + 1)
+    carry0 = random_carry(cell.initial_carry(params, batch), seed + 2)
+    rng = np.random.default_rng(seed + 3)
+    xs = jnp.asarray(rng.normal(0.0, 1.0, (*batch, T, I)))
+    proj = jnp.asarray(rng.normal(0.0, 1.0, (*batch, T, H)))
+    return params, carry0, xs, proj
+
+
+def _grads(layer, params, xs, carry0, proj, use_fused, **kw):
+    def loss(p, xs, c0):
+        final, ys = rnnlab.unroll(layer, p, xs, initial_carry=c0, fused=use_fused, **kw)
+        # The final carry enters the loss too, so its cotangent path is checked as well.
+        return jnp.sum(ys * proj) + sum(jnp.sum(jnp.sin(leaf)) for leaf in jax.tree.leaves(final))
+
+    return jax.jit(jax.value_and_grad(loss, argnums=(0, 1, 2)))(params, xs, carry0)
+
+
+def _assert_same(a, b):
+    for (path, x), y in zip(jax.tree_util.tree_flatten_with_path(a)[0], jax.tree.leaves(b)):
+        np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-10, atol=1e-12, err_msg=str(path))
+
+
+def test_every_cell_with_combine_is_covered():
+    names = {CASES[k].factory for k in FUSED_CASES}
+    assert names == {"elman", "irnn", "lstm", "gru"}
+    assert "gru-reset_before" not in FUSED_CASES and "mgu" not in FUSED_CASES
+    assert any("layer_norm" in k for k in FUSED_CASES) and any("FGR" in k for k in FUSED_CASES)
+
+
+@pytest.mark.parametrize("case_id", FUSED_CASES)
+def test_fused_equals_autodiff(x64, case_id):
+    case = CASES[case_id]
+    cell = cells.make(case.factory, H, **case.options)
+    params, carry0, xs, proj = _setup(cell)
+    _assert_same(_grads(cell, params, xs, carry0, proj, True), _grads(cell, params, xs, carry0, proj, False))
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        dict(hoist_input=True),
+        dict(hoist_input=False),
+        dict(reverse=True),
+        dict(unroll=2),
+        dict(time_major=True),
+    ],
+    ids=lambda o: ",".join(f"{k}={v}" for k, v in o.items()),
+)
+def test_fused_equals_autodiff_with_options(x64, options):
+    cell = cells.lstm(H, variant="vanilla")
+    params, carry0, xs, proj = _setup(cell)
+    if options.get("time_major"):
+        xs, proj = jnp.swapaxes(xs, 0, 1), jnp.swapaxes(proj, 0, 1)
+    got = _grads(cell, params, xs, carry0, proj, True, **options)
+    _assert_same(got, _grads(cell, params, xs, carry0, proj, False, **options))
+
+
+def test_fused_unbatched(x64):
+    cell = cells.gru(H)
+    params, carry0, xs, proj = _setup(cell, batch=())
+    _assert_same(_grads(cell, params, xs, carry0, proj, True), _grads(cell, params, xs, carry0, proj, False))
+
+
+@pytest.mark.parametrize("kind", ["stack", "bidirectional"])
+def test_fused_in_stacks_and_bidirectional(x64, kind):
+    if kind == "stack":
+        layer = rnnlab.Stack((cells.lstm(H), cells.elman(H)), residual=True)
+    else:
+        layer = rnnlab.Bidirectional(cells.gru(H), cells.lstm(H))
+    params = randomize(jax.eval_shape(lambda: layer.init(jax.random.key(0), I, dtype=jnp.float64)), 1)
+    rng = np.random.default_rng(3)
+    carry0 = jax.tree.map(lambda a: jnp.asarray(rng.normal(size=a.shape)), layer.initial_carry(params, (B,)))
+    xs = jnp.asarray(rng.normal(size=(B, T, I)))
+    width = 2 * H if kind == "bidirectional" else H
+    proj = jnp.asarray(rng.normal(size=(B, T, width)))
+    _assert_same(_grads(layer, params, xs, carry0, proj, True), _grads(layer, params, xs, carry0, proj, False))
+
+
+def _has_custom_vjp(fn, *args) -> bool:
+    return "custom_vjp" in str(jax.make_jaxpr(fn)(*args))
+
+
+def test_default_takes_the_fused_path_and_falls_back():
+    cell = cells.lstm(H)
+    params = cell.init(jax.random.key(0), I)
+    xs = jnp.ones((B, T, I))
+
+    def run(**kw):
+        return lambda p, x: rnnlab.unroll(cell, p, x, **kw)[1]
+
+    assert _has_custom_vjp(run(), params, xs)
+    assert not _has_custom_vjp(run(fused=False), params, xs)
+    # Where it does not apply, the default quietly uses autodiff through the scan.
+    assert not _has_custom_vjp(run(lengths=jnp.array([T, 2])), params, xs)
+    assert not _has_custom_vjp(run(truncation=2), params, xs)
+    mgu = cells.mgu(H)
+    mgu_params = mgu.init(jax.random.key(0), I)
+    assert not _has_custom_vjp(lambda p, x: rnnlab.unroll(mgu, p, x)[1], mgu_params, xs)
+
+
+@pytest.mark.parametrize(
+    "cell, kw, reason",
+    [
+        (cells.mgu(H), {}, "mgu cell has no combine"),
+        (cells.gru(H, reset_after=False), {}, "gru cell has no combine"),
+        (cells.lstm(H), dict(lengths=jnp.array([T, 2])), "lengths is given"),
+        (cells.lstm(H), dict(remat=True), "remat=True"),
+        (cells.lstm(H), dict(return_carries=True), "return_carries=True"),
+    ],
+)
+def test_fused_true_raises_where_it_cannot_run(cell, kw, reason):
+    params = cell.init(jax.random.key(0), I)
+    with pytest.raises(ValueError, match=f"fused=True cannot run here: .*{reason}"):
+        rnnlab.unroll(cell, params, jnp.ones((B, T, I)), fused=True, **kw)
+
+
+def test_fused_must_be_bool_or_none():
+    cell = cells.elman(H)
+    params = cell.init(jax.random.key(0), I)
+    with pytest.raises(TypeError, match="fused must be a bool or None; got 'yes'"):
+        rnnlab.unroll(cell, params, jnp.ones((B, T, I)), fused="yes")
+
+
+def test_step_is_combine_after_the_recurrent_matmul():
+    for cell in (cells.elman(H), cells.lstm(H, variant="FGR"), cells.lstm(H, layer_norm=True), cells.gru(H)):
+        params = cell.init(jax.random.key(1), I)
+        carry = jax.tree.map(lambda a: a + 0.3, cell.initial_carry(params, (B,)))
+        xp = cell.project(params, jnp.ones((B, I)))
+        want = cell.step(params, carry, xp)
+        got = cell.combine(params, carry, xp, carry.hidden @ params.recurrent_kernel)
+        _assert_same(got, want)
+
+
+def test_forward_mode_needs_fused_false(x64):
+    cell = cells.elman(H)
+    params, carry0, xs, _ = _setup(cell)
+
+    def final(h, use_fused):
+        return rnnlab.unroll(cell, params, xs, initial_carry=carry0._replace(hidden=h), fused=use_fused)[0].hidden
+
+    jac = jax.jacfwd(lambda h: final(h, False))(carry0.hidden)
+    np.testing.assert_allclose(jac, jax.jacrev(lambda h: final(h, None))(carry0.hidden), rtol=1e-10, atol=1e-12)
