@@ -35,6 +35,7 @@ lint: $(STAMP)
 bench: torch
 	$(BIN)/python bench/bench_lstm.py
 	$(BIN)/python bench/bench_seeds.py
+	$(BIN)/python bench/bench_memory.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info
