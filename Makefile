@@ -33,7 +33,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check rnnlab tests experiments bench
 
 bench: torch
-	$(BIN)/python bench/bench_lstm.py
+	$(BIN)/python bench/bench_rnn.py
 	$(BIN)/python bench/bench_seeds.py
 	$(BIN)/python bench/bench_memory.py
 

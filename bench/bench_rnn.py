@@ -1,0 +1,272 @@
+"""rnnlab against PyTorch and Flax on the same recurrence: training step and forward pass.
+
+Run:  make bench      (or: .venv/bin/python bench/bench_rnn.py [--sizes A,C] [--cells lstm] [--repeats 20])
+
+For each size (input I / hidden H / batch B / length T) and cell (LSTM, GRU, tanh RNN), every
+contender runs the same problem in float32: a single-layer RNN over time-major ``xs (T, B, I)``;
+``train`` is forward + backward w.r.t. the parameters and the inputs of ``loss = mean(ys ** 2)``
+(no optimizer update), ``forward`` is the forward pass alone. Contenders: rnnlab (default, which
+uses the fused backward, and ``fused=False``, autodiff through the scan), ``torch.nn.LSTM/GRU/RNN``
+(CPU; on CUDA also cuDNN in strict fp32, TF32 and fp16), ``flax.linen.RNN`` with
+``OptimizedLSTMCell``, ``LSTMCell``, ``GRUCell`` and ``SimpleCell``. JAX functions are jitted and
+timed after warm-up with ``block_until_ready``; torch with ``torch.cuda.synchronize`` on GPU.
+
+Reported per row: median and min over ``--repeats`` runs, microseconds per timestep, achieved
+GFLOP/s (matmul FLOPs only: forward ``2 T B (I + H) G`` with G = 4H, 3H or H; train 3x that) as a
+fraction of this machine's float32 matmul roof measured in the same run, compile time and XLA's
+peak memory for JAX contenders, and the ratio ``time / rnnlab's default time`` (above 1: rnnlab is
+faster). The table is printed last and written with the machine to ``--out`` (JSON).
+This is a benchmark, not a test: ``make test`` and CI never run it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+
+import rnnlab
+from rnnlab.runs import machine_info, write_json
+
+SIZES = {  # I, H, B, T
+    "A": (128, 256, 32, 100),
+    "B": (128, 512, 64, 100),
+    "C": (256, 256, 4, 150),
+    "D": (8, 8, 1, 1000),
+    "E": (1024, 1024, 128, 25),
+    "headline": (2, 16, 16, 250),  # the vanishing-gradient quick preset's training configuration
+}
+GATES = {"lstm": 4, "gru": 3, "rnn": 1}
+
+
+def timed(fn, repeats: int, warmup: int):
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times), min(times)
+
+
+def matmul_roof(n: int = 2048) -> float:
+    """Best float32 GFLOP/s of an ``n x n x n`` JAX matmul on this machine."""
+    a = jnp.ones((n, n), jnp.float32)
+    f = jax.jit(lambda a: a @ a)
+    _, best = timed(lambda: f(a).block_until_ready(), 5, 2)
+    return 2 * n**3 / best / 1e9
+
+
+def _jax_contender(loss, params, xs):
+    """``(train, forward, compile_seconds, peak_bytes)`` for a JAX ``loss(params, xs) -> (scalar, ys)``."""
+    grad = jax.jit(jax.grad(lambda p, x: loss(p, x)[0], argnums=(0, 1)))
+    fwd = jax.jit(lambda p, x: loss(p, x)[1])
+    t0 = time.perf_counter()
+    compiled = grad.lower(params, xs).compile()
+    compile_s = time.perf_counter() - t0
+    mem = compiled.memory_analysis()
+    peak = None if mem is None else mem.argument_size_in_bytes + mem.output_size_in_bytes + mem.temp_size_in_bytes
+    return (
+        lambda: jax.block_until_ready(compiled(params, xs)),
+        lambda: jax.block_until_ready(fwd(params, xs)),
+        compile_s,
+        peak,
+    )
+
+
+def rnnlab_contender(cell_name, I, H, B, T, **unroll_kwargs):
+    cell = {"lstm": rnnlab.cells.lstm, "gru": rnnlab.cells.gru, "rnn": rnnlab.cells.elman}[cell_name](H)
+    params = cell.init(jax.random.key(0), I)
+    xs = jax.random.normal(jax.random.key(1), (T, B, I))
+
+    def loss(p, x):
+        ys = rnnlab.unroll(cell, p, x, time_major=True, **unroll_kwargs)[1]
+        return jnp.mean(ys**2), ys
+
+    return _jax_contender(loss, params, xs)
+
+
+FLAX_CELLS = {"lstm": ("OptimizedLSTMCell", "LSTMCell"), "gru": ("GRUCell",), "rnn": ("SimpleCell",)}
+
+
+def flax_contender(cell_cls, I, H, B, T):
+    import flax.linen as nn
+
+    model = nn.RNN(getattr(nn, cell_cls)(H))  # batch-major, as flax expects
+    xs = jax.random.normal(jax.random.key(1), (B, T, I))
+    params = model.init(jax.random.key(0), xs)
+
+    def loss(p, x):
+        ys = model.apply(p, x)
+        return jnp.mean(ys**2), ys
+
+    return _jax_contender(loss, params, xs)
+
+
+def torch_contender(cell_name, I, H, B, T, device="cpu", dtype=None):
+    import torch
+
+    module = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn": torch.nn.RNN}[cell_name](I, H).to(device)
+    dtype = dtype or torch.float32
+    module = module.to(dtype)
+    xs = torch.randn(T, B, I, device=device, dtype=dtype, requires_grad=True)
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+
+    def train():
+        module.zero_grad(set_to_none=True)
+        xs.grad = None
+        (module(xs)[0].float() ** 2).mean().backward()
+        sync()
+
+    def forward():
+        with torch.no_grad():
+            module(xs)
+        sync()
+
+    return train, forward, None, None
+
+
+def contenders(cell_name, size):
+    """``(label, factory)`` pairs; a factory returns ``(train, forward, compile_s, peak)``."""
+    out = [
+        ("rnnlab", lambda: rnnlab_contender(cell_name, *size)),
+        ("rnnlab fused=False", lambda: rnnlab_contender(cell_name, *size, fused=False)),
+    ]
+    try:
+        import torch
+    except ImportError:
+        torch = None
+        print("torch is not installed: its rows are skipped (make torch)", file=sys.stderr)
+    if torch is not None:
+        out.append(("torch CPU", lambda: torch_contender(cell_name, *size)))
+        if torch.cuda.is_available():
+
+            def cudnn(tf32, dtype=None):
+                torch.backends.cuda.matmul.allow_tf32 = tf32
+                torch.backends.cudnn.allow_tf32 = tf32
+                return torch_contender(cell_name, *size, device="cuda", dtype=dtype)
+
+            out += [
+                ("torch cuDNN fp32", lambda: cudnn(False)),
+                ("torch cuDNN tf32", lambda: cudnn(True)),
+                ("torch cuDNN fp16", lambda: cudnn(False, torch.float16)),
+            ]
+    out += [(f"flax {c}", lambda c=c: flax_contender(c, *size)) for c in FLAX_CELLS[cell_name]]
+    return out
+
+
+def run(sizes, cells, repeats, warmup, threads):
+    try:
+        import torch
+
+        torch.set_num_threads(threads)
+    except ImportError:
+        pass
+    roof = matmul_roof()
+    print(f"float32 matmul roof (2048^3, JAX): {roof:.1f} GFLOP/s", flush=True)
+    rows = []
+    for size_name in sizes:
+        I, H, B, T = SIZES[size_name]
+        for cell_name in cells:
+            flops_fwd = 2 * T * B * (I + H) * GATES[cell_name] * H
+            base = {}
+            for label, factory in contenders(cell_name, (I, H, B, T)):
+                train, forward, compile_s, peak = factory()
+                for mode, fn, flops in (("train", train, 3 * flops_fwd), ("forward", forward, flops_fwd)):
+                    med, best = timed(fn, repeats, warmup)
+                    base.setdefault(mode, med)
+                    row = dict(
+                        size=size_name,
+                        I=I,
+                        H=H,
+                        B=B,
+                        T=T,
+                        cell=cell_name,
+                        contender=label,
+                        mode=mode,
+                        median_ms=med * 1e3,
+                        min_ms=best * 1e3,
+                        us_per_timestep=med * 1e6 / T,
+                        gflops=flops / med / 1e9,
+                        roof_fraction=flops / med / 1e9 / roof,
+                        compile_s=compile_s,
+                        peak_mib=None if peak is None else peak / 2**20,
+                        vs_rnnlab=med / base[mode],
+                    )
+                    rows.append(row)
+                    print(
+                        f"{size_name} {cell_name} {mode:7s} {label:22s} {row['median_ms']:9.2f} ms"
+                        f"  x{row['vs_rnnlab']:.2f}",
+                        flush=True,
+                    )
+    return roof, rows
+
+
+def table(rows) -> str:
+    head = (
+        "| size | cell | mode | contender | ms (median) | ms (min) | us/step | GFLOP/s | % roof | compile s "
+        "| peak MiB | time / rnnlab |"
+    )
+    lines = [head, "|" + "---|" * 12]
+    for r in rows:
+        comp = "" if r["compile_s"] is None else f"{r['compile_s']:.2f}"
+        peak = "" if r["peak_mib"] is None else f"{r['peak_mib']:.0f}"
+        lines.append(
+            f"| {r['size']} | {r['cell']} | {r['mode']} | {r['contender']} | {r['median_ms']:.2f} | "
+            f"{r['min_ms']:.2f} | {r['us_per_timestep']:.1f} | {r['gflops']:.1f} | "
+            f"{100 * r['roof_fraction']:.0f} | {comp} | {peak} | {r['vs_rnnlab']:.2f} |"
+        )
+    return "\n".join(lines)
+
+
+def targets(rows) -> str:
+    """The issue's CPU targets as ratios ``peer time / rnnlab time`` (>= target: met)."""
+    by = {(r["size"], r["cell"], r["mode"], r["contender"]): r["median_ms"] for r in rows}
+    out = []
+    for (size, cell, mode, who), ms in sorted(by.items()):
+        if mode != "train" or who != "rnnlab":
+            continue
+        for peer, goal in (("torch CPU", 1.0), ("flax OptimizedLSTMCell", 1.5)):
+            if (size, cell, mode, peer) in by and (peer == "torch CPU" or cell == "lstm"):
+                ratio = by[(size, cell, mode, peer)] / ms
+                verdict = "met" if ratio >= goal else "not met"
+                out.append(f"{size} {cell} train: {peer} / rnnlab = {ratio:.2f} (target >= {goal}: {verdict})")
+    return "\n".join(out)
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", default=",".join(SIZES), help=f"comma-separated, of {', '.join(SIZES)}")
+    ap.add_argument("--cells", default="lstm,gru,rnn", help="comma-separated, of lstm, gru, rnn")
+    ap.add_argument("--repeats", type=int, default=20)
+    ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="torch CPU threads")
+    ap.add_argument("--quick", action="store_true", help="3 repeats, 1 warm-up: a smoke run")
+    ap.add_argument("--out", type=Path, default=Path("bench/results/rnn.json"))
+    args = ap.parse_args(argv)
+    sizes = [s for s in args.sizes.split(",") if s]
+    cells = [c for c in args.cells.split(",") if c]
+    bad = [s for s in sizes if s not in SIZES] + [c for c in cells if c not in GATES]
+    if bad:
+        ap.error(f"unknown size or cell {bad}; sizes are {list(SIZES)}, cells {list(GATES)}")
+    if args.repeats < 1 or args.warmup < 0:
+        ap.error(f"--repeats must be >= 1 and --warmup >= 0; got {args.repeats}, {args.warmup}")
+    repeats, warmup = (3, 1) if args.quick else (args.repeats, args.warmup)
+    roof, rows = run(sizes, cells, repeats, warmup, args.threads)
+    info = dict(machine_info(), python=platform.python_version(), repeats=repeats, warmup=warmup, roof_gflops=roof)
+    write_json(args.out, dict(machine=info, rows=rows))
+    print(f"\nMachine: {info}\nfloat32 matmul roof: {roof:.1f} GFLOP/s; results in {args.out}\n")
+    print(table(rows))
+    print("\nTargets (peer time / rnnlab time):\n" + targets(rows))
+
+
+if __name__ == "__main__":
+    main()
