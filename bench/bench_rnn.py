@@ -13,8 +13,8 @@ timed after warm-up with ``block_until_ready``; torch with ``torch.cuda.synchron
 
 Reported per row: median and min over ``--repeats`` runs, microseconds per timestep, achieved
 GFLOP/s (matmul FLOPs only: forward ``2 T B (I + H) G`` with G = 4H, 3H or H; train 3x that) as a
-fraction of this machine's float32 matmul roof measured in the same run, compile time and XLA's
-peak memory for JAX contenders, and the ratio ``time / rnnlab's default time`` (above 1: rnnlab is
+fraction of this machine's float32 matmul roof measured in the same run, the compile time and XLA's
+peak memory of the JAX contenders' training step (shown on both of their rows), and the ratio ``time / rnnlab's default time`` (above 1: rnnlab is
 faster). The table is printed last and written with the machine to ``--out`` (JSON).
 This is a benchmark, not a test: ``make test`` and CI never run it.
 """
@@ -262,6 +262,12 @@ def main(argv=None) -> None:
     repeats, warmup = (3, 1) if args.quick else (args.repeats, args.warmup)
     roof, rows = run(sizes, cells, repeats, warmup, args.threads)
     info = dict(machine_info(), python=platform.python_version(), repeats=repeats, warmup=warmup, roof_gflops=roof)
+    try:
+        import torch
+
+        info["torch"] = f"{torch.__version__} ({args.threads} threads)"
+    except ImportError:
+        info["torch"] = None
     write_json(args.out, dict(machine=info, rows=rows))
     print(f"\nMachine: {info}\nfloat32 matmul roof: {roof:.1f} GFLOP/s; results in {args.out}\n")
     print(table(rows))
