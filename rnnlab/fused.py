@@ -46,7 +46,14 @@ def fused_scan(cell: Cell, params, xs: jax.Array, carry0, *, hoist_input: bool, 
     Same values as scanning ``cell.step``; differentiable in ``params``, ``xs`` and ``carry0`` with the
     fused backward pass described in the module docstring. ``hoist_input`` computes ``xp = project(xs)``
     for all steps before the loop (one GEMM); otherwise each step projects its own input.
+
+    What the forward pass keeps for the backward pass, per step: the previous carry without its
+    hidden state when the step's output ``y`` is its new hidden state (every built-in cell; then
+    ``h_{t-1}`` is read back from ``ys``), and ``xp + rec`` for an ``additive`` cell, ``xp`` and
+    ``rec`` otherwise.
     """
+    additive = cell.additive
+    y_is_hidden = []  # set while tracing the forward step; read by the backward pass
 
     def forward(params, xs, carry0, save: bool):
         kernel = params.recurrent_kernel
@@ -56,7 +63,12 @@ def fused_scan(cell: Cell, params, xs: jax.Array, carry0, *, hoist_input: bool, 
             xp = inp if hoist_input else cell.project(params, inp)
             rec = carry.hidden @ kernel
             new, y = cell.combine(params, carry, xp, rec)
-            return new, (y, (carry, xp, rec) if save else None)
+            if not save:
+                return new, (y, None)
+            if not y_is_hidden:
+                y_is_hidden.append(y is new.hidden)
+            kept = carry._replace(hidden=None) if y_is_hidden[0] else carry
+            return new, (y, (kept, xp + rec if additive else (xp, rec)))
 
         return jax.lax.scan(body, carry0, xp_all, unroll=unroll)
 
@@ -67,25 +79,38 @@ def fused_scan(cell: Cell, params, xs: jax.Array, carry0, *, hoist_input: bool, 
 
     def run_fwd(params, xs, carry0):
         final, (ys, saved) = forward(params, xs, carry0, save=True)
-        return (final, ys), (params, xs, saved)
+        h_prev = jnp.concatenate([carry0.hidden[None], ys[:-1]]) if y_is_hidden[0] else None
+        return (final, ys), (params, xs, h_prev, saved)
 
     def run_bwd(res, cotangents):
-        params, xs, (carries, xps, recs) = res
+        params, xs, h_prev, (carries, pre) = res
+        if h_prev is not None:
+            carries = carries._replace(hidden=h_prev)
         d_final, dys = cotangents
         kernel_t = params.recurrent_kernel.T  # transposed once, outside the loop
 
+        def combine_additive(params, carry, z):
+            return cell.combine(params, carry, z, jnp.zeros_like(z))
+
         def body(acc, inp):
             dcarry, dparams = acc
-            carry, xp, rec, dy = inp
-            _, vjp = jax.vjp(cell.combine, params, carry, xp, rec)
-            dp, dcarry_prev, dxp, drec = vjp((dcarry, dy))
+            carry, pre, dy = inp
+            if additive:  # one cotangent serves both xp and rec
+                _, vjp = jax.vjp(combine_additive, params, carry, pre)
+                dp, dcarry_prev, dz = vjp((dcarry, dy))
+                out, drec = dz, dz
+            else:
+                _, vjp = jax.vjp(cell.combine, params, carry, *pre)
+                dp, dcarry_prev, dxp, drec = vjp((dcarry, dy))
+                out = (dxp, drec)
             dcarry_prev = dcarry_prev._replace(hidden=dcarry_prev.hidden + drec @ kernel_t)
-            return (dcarry_prev, _add(dparams, dp)), (dxp, drec)
+            return (dcarry_prev, _add(dparams, dp)), out
 
         zeros = jax.tree.map(jnp.zeros_like, params)
-        (dcarry0, dparams), (dxps, drecs) = jax.lax.scan(
-            body, (d_final, zeros), (carries, xps, recs, dys), reverse=True, unroll=unroll
+        (dcarry0, dparams), outs = jax.lax.scan(
+            body, (d_final, zeros), (carries, pre, dys), reverse=True, unroll=unroll
         )
+        dxps, drecs = (outs, outs) if additive else outs
         h_prev = carries.hidden
         d_kernel = h_prev.reshape(-1, h_prev.shape[-1]).T @ drecs.reshape(-1, drecs.shape[-1])
         _, project_vjp = jax.vjp(cell.project, params, xs)

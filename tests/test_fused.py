@@ -164,3 +164,40 @@ def test_forward_mode_needs_fused_false(x64):
 
     jac = jax.jacfwd(lambda h: final(h, False))(carry0.hidden)
     np.testing.assert_allclose(jac, jax.jacrev(lambda h: final(h, None))(carry0.hidden), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("case_id", FUSED_CASES)
+def test_additive_cells_read_only_the_sum(x64, case_id):
+    """A cell that declares ``additive`` must give the same step from ``(xp, rec)`` as from ``(xp + rec, 0)``;
+    the layer-normalized LSTM and the GRU must not declare it (their step tells the two apart)."""
+    case = CASES[case_id]
+    cell = cells.make(case.factory, H, **case.options)
+    params, carry0, _, _ = _setup(cell)
+    rng = np.random.default_rng(5)
+    G = params.recurrent_kernel.shape[-1]
+    xp, rec = (jnp.asarray(rng.normal(0.0, 1.0, (B, G))) for _ in range(2))
+    got = cell.combine(params, carry0, xp + rec, jnp.zeros_like(rec))
+    same = all(
+        np.allclose(a, b, rtol=1e-12, atol=1e-12)
+        for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(cell.combine(params, carry0, xp, rec)))
+    )
+    assert cell.additive == same
+    if cell.additive:
+        assert case.factory in ("elman", "irnn", "lstm") and not case.options.get("layer_norm")
+
+
+def test_fused_when_the_output_is_not_the_hidden_state(x64):
+    """The fused forward reads h_{t-1} back from ``ys`` only when ``y`` is the new hidden state; a cell
+    whose output differs (here ``y = 2 h``) must keep its own carries and still get exact gradients."""
+    base = cells.elman(H)
+
+    def combine(params, carry, xp, rec):
+        new, y = base.combine(params, carry, xp, rec)
+        return new, 2.0 * y
+
+    def step(params, carry, xp):
+        return combine(params, carry, xp, carry.hidden @ params.recurrent_kernel)
+
+    cell = base._replace(step=step, combine=combine)
+    params, carry0, xs, proj = _setup(cell)
+    _assert_same(_grads(cell, params, xs, carry0, proj, True), _grads(cell, params, xs, carry0, proj, False))

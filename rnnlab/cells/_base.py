@@ -44,6 +44,10 @@ class Cell(NamedTuple):
       params.recurrent_kernel`` of shape ``(..., G)``; ``step`` is defined through it, so
       ``step(params, carry, xp) == combine(params, carry, xp, carry.hidden @ U)``.
 
+    Where ``combine`` reads ``xp`` and ``rec`` only through their sum ``xp + rec`` (the Elman
+    cell, the LSTM without layer norm), the cell says so with ``additive=True``; the fused
+    backward then keeps one ``(T, B, G)`` buffer where it would keep two.
+
     Attributes:
         init: ``init(key, input_size, dtype=jnp.float32) -> params``.
         initial_carry: ``initial_carry(params, batch_shape=()) -> carry`` (zeros).
@@ -55,6 +59,8 @@ class Cell(NamedTuple):
         gates: the gate activations, see above; ``None`` for a cell without gates (Elman).
         combine: the step after its recurrent matmul, see above; ``None`` where the cell has
             further matmuls that depend on h_{t-1} (the GRU with ``reset_after=False``, the MGU).
+        additive: ``combine(params, carry, xp, rec)`` depends on ``xp`` and ``rec`` only through
+            ``xp + rec``, see above.
     """
 
     init: Callable[..., Params]
@@ -66,6 +72,7 @@ class Cell(NamedTuple):
     options: tuple[tuple[str, Any], ...] = ()
     gates: Callable[[Params, Carry, jax.Array], dict[str, jax.Array]] | None = None
     combine: Callable[[Params, Carry, jax.Array, jax.Array], tuple[Carry, jax.Array]] | None = None
+    additive: bool = False
 
     def apply(self, params: Params, carry: Carry, x: jax.Array) -> tuple[Carry, jax.Array]:
         """One step: ``(carry, x) -> (carry, y)``; ``x`` has shape ``(..., I)``."""

@@ -104,6 +104,7 @@ def elman(
         where,
         tuple(options.items()),
         combine=combine,
+        additive=True,
     )
 
 
