@@ -111,16 +111,20 @@ def gru(
         """One step: ``(new carry, y, gates)``, the single copy of the math behind ``step``, ``gates``
         and ``combine`` (which passes ``hu = h @ U``)."""
         h = carry.hidden
+        # jnp.split, not slices: its transpose is one concatenate, which XLA:CPU emits far faster
+        # than the sum of padded slices that separate slices transpose to.
+        x_r, x_z, x_n = jnp.split(xp, 3, axis=-1)
         if reset_after:
             hu = h @ params.recurrent_kernel if hu is None else hu
-            r = jax.nn.sigmoid(xp[..., :H] + hu[..., :H])
-            z = jax.nn.sigmoid(xp[..., H : 2 * H] + hu[..., H : 2 * H])
-            n = phi(xp[..., 2 * H :] + r * (hu[..., 2 * H :] + lead(params.recurrent_bias, hu)))
+            h_r, h_z, h_n = jnp.split(hu, 3, axis=-1)
+            r = jax.nn.sigmoid(x_r + h_r)
+            z = jax.nn.sigmoid(x_z + h_z)
+            n = phi(x_n + r * (h_n + lead(params.recurrent_bias, hu)))
         else:
-            hu = h @ params.recurrent_kernel[:, : 2 * H]
-            r = jax.nn.sigmoid(xp[..., :H] + hu[..., :H])
-            z = jax.nn.sigmoid(xp[..., H : 2 * H] + hu[..., H:])
-            n = phi(xp[..., 2 * H :] + (r * h) @ params.recurrent_kernel[:, 2 * H :])
+            h_r, h_z = jnp.split(h @ params.recurrent_kernel[:, : 2 * H], 2, axis=-1)
+            r = jax.nn.sigmoid(x_r + h_r)
+            z = jax.nn.sigmoid(x_z + h_z)
+            n = phi(x_n + (r * h) @ params.recurrent_kernel[:, 2 * H :])
         h_new = (1.0 - z) * n + z * h
         return RNNCarry(h_new), h_new, {"r": r, "z": z}
 
