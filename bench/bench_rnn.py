@@ -8,7 +8,8 @@ contender runs the same problem in float32: a single-layer RNN over time-major `
 (no optimizer update), ``forward`` is the forward pass alone. Contenders: rnnlab (default, which
 uses the fused backward, and ``fused=False``, autodiff through the scan), ``torch.nn.LSTM/GRU/RNN``
 (CPU; on CUDA also cuDNN in strict fp32, TF32 and fp16), ``flax.linen.RNN`` with
-``OptimizedLSTMCell``, ``LSTMCell``, ``GRUCell`` and ``SimpleCell``. JAX functions are jitted and
+``OptimizedLSTMCell``, ``LSTMCell``, ``GRUCell`` and ``SimpleCell``, and on GPU
+``jax.experimental.rnn.lstm`` (cuDNN called from JAX). JAX functions are jitted and
 timed after warm-up with ``block_until_ready``; torch with ``torch.cuda.synchronize`` on GPU.
 
 Reported per row: median and min over ``--repeats`` runs, microseconds per timestep, achieved
@@ -23,6 +24,7 @@ This is a benchmark, not a test: ``make test`` and CI never run it.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import platform
 import statistics
@@ -132,7 +134,40 @@ def torch_contender(cell_name, I, H, B, T, device="cpu", dtype=None):
             module(xs)
         sync()
 
-    return train, forward, None, None
+    peak = None
+    if device == "cuda":  # the training step's peak allocation, as XLA's peak is for the JAX rows
+        train()
+        torch.cuda.reset_peak_memory_stats()
+        train()
+        peak = torch.cuda.max_memory_allocated()
+    return train, forward, None, peak
+
+
+def jax_cudnn_contender(I, H, B, T):
+    """``jax.experimental.rnn.lstm``: cuDNN's LSTM called from JAX (GPU only, LSTM only)."""
+    from jax.experimental import rnn as jrnn
+
+    weights = jrnn.init_lstm_weight(jax.random.key(0), I, H, 1, False)
+    xs = jax.random.normal(jax.random.key(1), (B, T, I))  # batch-major, as it expects
+    h0 = c0 = jnp.zeros((1, B, H))
+    lengths = jnp.full((B,), T, jnp.int32)
+
+    def loss(w, x):
+        ys = jrnn.lstm(x, h0, c0, w, lengths, I, H, 1, 0.0, False)[0]
+        return jnp.mean(ys**2), ys
+
+    return _jax_contender(loss, weights, xs)
+
+
+@functools.cache
+def _torch():
+    """The torch module, or None (saying so once) when it is not installed."""
+    try:
+        import torch
+    except ImportError:
+        print("torch is not installed: its rows are skipped (make torch)", file=sys.stderr)
+        return None
+    return torch
 
 
 def contenders(cell_name, size):
@@ -141,11 +176,7 @@ def contenders(cell_name, size):
         ("rnnlab", lambda: rnnlab_contender(cell_name, *size)),
         ("rnnlab fused=False", lambda: rnnlab_contender(cell_name, *size, fused=False)),
     ]
-    try:
-        import torch
-    except ImportError:
-        torch = None
-        print("torch is not installed: its rows are skipped (make torch)", file=sys.stderr)
+    torch = _torch()
     if torch is not None:
         out.append(("torch CPU", lambda: torch_contender(cell_name, *size)))
         if torch.cuda.is_available():
@@ -161,6 +192,8 @@ def contenders(cell_name, size):
                 ("torch cuDNN fp16", lambda: cudnn(False, torch.float16)),
             ]
     out += [(f"flax {c}", lambda c=c: flax_contender(c, *size)) for c in FLAX_CELLS[cell_name]]
+    if cell_name == "lstm" and jax.default_backend() == "gpu":
+        out.append(("jax.experimental.rnn (cuDNN)", lambda: jax_cudnn_contender(*size)))
     return out
 
 
