@@ -50,7 +50,8 @@ def fused_scan(cell: Cell, params, xs: jax.Array, carry0, *, hoist_input: bool, 
     What the forward pass keeps for the backward pass, per step: the previous carry without its
     hidden state when the step's output ``y`` is its new hidden state (every built-in cell; then
     ``h_{t-1}`` is read back from ``ys``), and ``xp + rec`` for an ``additive`` cell, ``xp`` and
-    ``rec`` otherwise.
+    ``rec`` otherwise. The backward loop writes each step's cotangents of those pre-activations over
+    their residuals in place, so it allocates no ``(T, B, G)`` output buffer of its own.
     """
     additive = cell.additive
     y_is_hidden = []  # set while tracing the forward step; read by the backward pass
@@ -87,28 +88,36 @@ def fused_scan(cell: Cell, params, xs: jax.Array, carry0, *, hoist_input: bool, 
         if h_prev is not None:
             carries = carries._replace(hidden=h_prev)
         d_final, dys = cotangents
-        kernel_t = params.recurrent_kernel.T  # transposed once, outside the loop
+        # Transposed once, outside the loop: on XLA:CPU a per-step dot that contracts U's gate axis
+        # directly measured slower than one against this transposed copy.
+        kernel_t = params.recurrent_kernel.T
+        steps = jnp.arange(dys.shape[0])
 
         def combine_additive(params, carry, z):
             return cell.combine(params, carry, z, jnp.zeros_like(z))
 
         def body(acc, inp):
-            dcarry, dparams = acc
-            carry, pre, dy = inp
+            # ``pre`` rides in the carry and step t's cotangents overwrite step t's residuals in
+            # place: the forward's (T, B, G) buffers are dead after this read, so the loop needs no
+            # fresh, zero-filled output buffer of its own.
+            dcarry, dparams, pre = acc
+            carry, dy, t = inp
+            pre_t = jax.tree.map(lambda a: jax.lax.dynamic_index_in_dim(a, t, keepdims=False), pre)
             if additive:  # one cotangent serves both xp and rec
-                _, vjp = jax.vjp(combine_additive, params, carry, pre)
+                _, vjp = jax.vjp(combine_additive, params, carry, pre_t)
                 dp, dcarry_prev, dz = vjp((dcarry, dy))
-                out, drec = dz, dz
+                drec = out = dz
             else:
-                _, vjp = jax.vjp(cell.combine, params, carry, *pre)
+                _, vjp = jax.vjp(cell.combine, params, carry, *pre_t)
                 dp, dcarry_prev, dxp, drec = vjp((dcarry, dy))
                 out = (dxp, drec)
+            pre = jax.tree.map(lambda a, o: jax.lax.dynamic_update_index_in_dim(a, o, t, 0), pre, out)
             dcarry_prev = dcarry_prev._replace(hidden=dcarry_prev.hidden + drec @ kernel_t)
-            return (dcarry_prev, _add(dparams, dp)), out
+            return (dcarry_prev, _add(dparams, dp), pre), None
 
         zeros = jax.tree.map(jnp.zeros_like, params)
-        (dcarry0, dparams), outs = jax.lax.scan(
-            body, (d_final, zeros), (carries, pre, dys), reverse=True, unroll=unroll
+        (dcarry0, dparams, outs), _ = jax.lax.scan(
+            body, (d_final, zeros, pre), (carries, dys, steps), reverse=True, unroll=unroll
         )
         dxps, drecs = (outs, outs) if additive else outs
         h_prev = carries.hidden

@@ -201,3 +201,23 @@ def test_fused_when_the_output_is_not_the_hidden_state(x64):
     cell = base._replace(step=step, combine=combine)
     params, carry0, xs, proj = _setup(cell)
     _assert_same(_grads(cell, params, xs, carry0, proj, True), _grads(cell, params, xs, carry0, proj, False))
+
+
+@pytest.mark.parametrize("factory", ["lstm", "gru"])
+def test_one_forward_pulled_back_twice(x64, factory):
+    """The backward loop overwrites its residual buffers with cotangents; pulling two different
+    cotangents back through the same forward, in one jitted program, must still give each its own
+    exact gradient (XLA must copy the residuals rather than let the first pull-back clobber them)."""
+    cell = cells.make(factory, H)
+    params, carry0, xs, proj = _setup(cell)
+
+    def pullbacks(use_fused):
+        def both(p, x):
+            ys, vjp = jax.vjp(lambda p, x: rnnlab.unroll(cell, p, x, fused=use_fused)[1], p, x)
+            return vjp(proj), vjp(jnp.cos(proj))
+
+        return jax.jit(both)(params, xs)
+
+    got, want = pullbacks(True), pullbacks(False)
+    _assert_same(got, want)
+    assert not np.allclose(got[0][1], got[1][1])
