@@ -96,13 +96,18 @@ def fused_scan(cell: Cell, params, xs: jax.Array, carry0, *, hoist_input: bool, 
         def combine_additive(params, carry, z):
             return cell.combine(params, carry, z, jnp.zeros_like(z))
 
+        def read(buf, t):
+            return jax.tree.map(lambda a: jax.lax.dynamic_index_in_dim(a, t, keepdims=False), buf)
+
         def body(acc, inp):
             # ``pre`` rides in the carry and step t's cotangents overwrite step t's residuals in
             # place: the forward's (T, B, G) buffers are dead after this read, so the loop needs no
-            # fresh, zero-filled output buffer of its own.
-            dcarry, dparams, pre = acc
+            # fresh, zero-filled output buffer of its own. Step t-1's residuals are read here, from
+            # the buffers as updated, so that no read of the old buffers can follow the write (which
+            # would make XLA copy whole buffers every step), and the next step's math reads a small
+            # contiguous array instead of slicing a large one.
+            dcarry, dparams, pre, pre_t = acc
             carry, dy, t = inp
-            pre_t = jax.tree.map(lambda a: jax.lax.dynamic_index_in_dim(a, t, keepdims=False), pre)
             if additive:  # one cotangent serves both xp and rec
                 _, vjp = jax.vjp(combine_additive, params, carry, pre_t)
                 dp, dcarry_prev, dz = vjp((dcarry, dy))
@@ -113,11 +118,11 @@ def fused_scan(cell: Cell, params, xs: jax.Array, carry0, *, hoist_input: bool, 
                 out = (dxp, drec)
             pre = jax.tree.map(lambda a, o: jax.lax.dynamic_update_index_in_dim(a, o, t, 0), pre, out)
             dcarry_prev = dcarry_prev._replace(hidden=dcarry_prev.hidden + drec @ kernel_t)
-            return (dcarry_prev, _add(dparams, dp), pre), None
+            return (dcarry_prev, _add(dparams, dp), pre, read(pre, jnp.maximum(t - 1, 0))), None
 
         zeros = jax.tree.map(jnp.zeros_like, params)
-        (dcarry0, dparams, outs), _ = jax.lax.scan(
-            body, (d_final, zeros, pre), (carries, dys, steps), reverse=True, unroll=unroll
+        (dcarry0, dparams, outs, _), _ = jax.lax.scan(
+            body, (d_final, zeros, pre, read(pre, steps[-1])), (carries, dys, steps), reverse=True, unroll=unroll
         )
         dxps, drecs = (outs, outs) if additive else outs
         h_prev = carries.hidden
