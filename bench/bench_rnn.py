@@ -12,6 +12,8 @@ uses the fused backward, and ``fused=False``, autodiff through the scan), ``torc
 ``jax.experimental.rnn.lstm`` (cuDNN called from JAX). JAX functions are jitted and
 timed after warm-up with ``block_until_ready``; torch with ``torch.cuda.synchronize`` on GPU.
 
+The contenders of one size and cell are timed in turn, in four interleaved rounds (see
+``interleaved``), so that a slow spell of a shared machine does not land on one of them.
 Reported per row: median and min over ``--repeats`` runs, microseconds per timestep, achieved
 GFLOP/s (matmul FLOPs only: forward ``2 T B (I + H) G`` with G = 4H, 3H or H; train 3x that) as a
 fraction of this machine's float32 matmul roof measured in the same run, the compile time and XLA's
@@ -47,6 +49,7 @@ SIZES = {  # I, H, B, T
     "headline": (2, 16, 16, 250),  # the vanishing-gradient quick preset's training configuration
 }
 GATES = {"lstm": 4, "gru": 3, "rnn": 1}
+ROUNDS = 4  # timing rounds per contender, interleaved (see interleaved)
 
 
 def timed(fn, repeats: int, warmup: int):
@@ -58,6 +61,24 @@ def timed(fn, repeats: int, warmup: int):
         fn()
         times.append(time.perf_counter() - t0)
     return statistics.median(times), min(times)
+
+
+def interleaved(fns, repeats: int, warmup: int, rounds: int = ROUNDS):
+    """``{label: (median, min)}`` over ``repeats`` timed runs of each ``(label, fn)``, taken in
+    ``rounds`` rounds that visit the contenders in turn, the first visit starting with ``warmup`` untimed runs
+    and each later one with one. A slow spell of a shared machine then lands on every contender rather than on whichever
+    was being timed, so the ratios between them are steadier than back-to-back blocks give."""
+    times = {label: [] for label, _ in fns}
+    per_round = [repeats // rounds + (i < repeats % rounds) for i in range(rounds)]
+    for r, n in enumerate(per_round):
+        for label, fn in fns:
+            for _ in range(warmup if r == 0 else min(warmup, 1)):
+                fn()
+            for _ in range(n):
+                t0 = time.perf_counter()
+                fn()
+                times[label].append(time.perf_counter() - t0)
+    return {label: (statistics.median(t), min(t)) for label, t in times.items()}
 
 
 def matmul_roof(n: int = 2048) -> float:
@@ -182,9 +203,17 @@ def contenders(cell_name, size):
         if torch.cuda.is_available():
 
             def cudnn(tf32, dtype=None):
-                torch.backends.cuda.matmul.allow_tf32 = tf32
-                torch.backends.cudnn.allow_tf32 = tf32
-                return torch_contender(cell_name, *size, device="cuda", dtype=dtype)
+                # The TF32 switches are global and the contenders run interleaved: set them per call.
+                def with_tf32(fn):
+                    def call():
+                        torch.backends.cuda.matmul.allow_tf32 = tf32
+                        torch.backends.cudnn.allow_tf32 = tf32
+                        fn()
+
+                    return call
+
+                train, forward, compile_s, peak = torch_contender(cell_name, *size, device="cuda", dtype=dtype)
+                return with_tf32(train), with_tf32(forward), compile_s, peak
 
             out += [
                 ("torch cuDNN fp32", lambda: cudnn(False)),
@@ -211,12 +240,12 @@ def run(sizes, cells, repeats, warmup, threads):
         I, H, B, T = SIZES[size_name]
         for cell_name in cells:
             flops_fwd = 2 * T * B * (I + H) * GATES[cell_name] * H
-            base = {}
-            for label, factory in contenders(cell_name, (I, H, B, T)):
-                train, forward, compile_s, peak = factory()
-                for mode, fn, flops in (("train", train, 3 * flops_fwd), ("forward", forward, flops_fwd)):
-                    med, best = timed(fn, repeats, warmup)
-                    base.setdefault(mode, med)
+            built = [(label, factory()) for label, factory in contenders(cell_name, (I, H, B, T))]
+            for mode, flops in (("train", 3 * flops_fwd), ("forward", flops_fwd)):
+                fns = [(label, built_fns[0 if mode == "train" else 1]) for label, built_fns in built]
+                stats = interleaved(fns, repeats, warmup)
+                for label, (_, _, compile_s, peak) in built:
+                    med, best = stats[label]
                     row = dict(
                         size=size_name,
                         I=I,
@@ -233,7 +262,7 @@ def run(sizes, cells, repeats, warmup, threads):
                         roof_fraction=flops / med / 1e9 / roof,
                         compile_s=compile_s,
                         peak_mib=None if peak is None else peak / 2**20,
-                        vs_rnnlab=med / base[mode],
+                        vs_rnnlab=med / stats["rnnlab"][0],
                     )
                     rows.append(row)
                     print(

@@ -8,6 +8,8 @@ gradients (params, inputs, initial carry) must equal those of ``fused=False`` fo
 does not apply.
 """
 
+import re
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -221,3 +223,25 @@ def test_one_forward_pulled_back_twice(x64, factory):
     got, want = pullbacks(True), pullbacks(False)
     _assert_same(got, want)
     assert not np.allclose(got[0][1], got[1][1])
+
+
+@pytest.mark.parametrize("factory", ["lstm", "gru"])
+def test_backward_loop_copies_no_residual_buffer(factory):
+    """The backward loop overwrites the residual buffers in place. If a read of a buffer's old
+    value were left after the write, XLA would copy the whole ``(T, B, G)`` buffer every step (it
+    did, for the GRU's two buffers, before step t-1's residuals were read from the updated
+    buffers): a silent O(T^2) slowdown that only the compiled program shows."""
+    steps, batch = 37, 3  # odd sizes, so that no other array has this shape by chance
+    cell = cells.make(factory, H)
+    params = cell.init(jax.random.key(0), I)
+    xs = jnp.ones((batch, steps, I))
+
+    def loss(p, x):
+        return jnp.mean(rnnlab.unroll(cell, p, x, fused=True)[1] ** 2)
+
+    hlo = jax.jit(jax.grad(loss, argnums=(0, 1))).lower(params, xs).compile().as_text()
+    loops = hlo.split("\nENTRY")[0]  # every computation but the entry one: loop bodies, fusions
+    assert "dynamic-update-slice" in loops  # the loops were found
+    G = params.recurrent_kernel.shape[-1]
+    buffer_copy = re.compile(rf"= f32\[{steps},{batch},{G}\]\S* copy\(")
+    assert not buffer_copy.search(loops), buffer_copy.search(loops)
