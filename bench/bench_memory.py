@@ -5,11 +5,11 @@ Run:  .venv/bin/python bench/bench_memory.py            (also part of ``make ben
 For an LSTM with I = H = 256, B = 32 and T = 10,000 (float32), the training step (loss = mean of the
 squared outputs, gradients w.r.t. params and inputs) is compiled three ways: the default (fused
 backward, which keeps each step's cell state and gate pre-activations and reads h_{t-1} back from
-the outputs), autodiff through the scan
-(``fused=False``), and ``remat=True`` (each step recomputed in the backward pass, so only the
-carries are kept). XLA's own accounting of the compiled program gives the peak: arguments +
-outputs + temporaries (``compiled.memory_analysis()``). The remat step is then run once to show it
-trains, with its loss and time. Nothing is timed against a peer here: it is a capacity check.
+the outputs), autodiff through the scan (``fused=False``), and ``remat=True`` (each step
+recomputed in the backward pass, so only the carries are kept). XLA's own accounting of the
+compiled program gives the peak: arguments + outputs + temporaries (``compiled.memory_analysis()``).
+The remat step is then run once to show it trains, with its loss and time. Nothing is timed against
+a peer here: it is a capacity check.
 """
 
 from __future__ import annotations

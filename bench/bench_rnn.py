@@ -64,10 +64,13 @@ def timed(fn, repeats: int, warmup: int):
 
 
 def interleaved(fns, repeats: int, warmup: int, rounds: int = ROUNDS):
-    """``{label: (median, min)}`` over ``repeats`` timed runs of each ``(label, fn)``, taken in
-    ``rounds`` rounds that visit the contenders in turn, the first visit starting with ``warmup`` untimed runs
-    and each later one with one. A slow spell of a shared machine then lands on every contender rather than on whichever
-    was being timed, so the ratios between them are steadier than back-to-back blocks give."""
+    """``{label: (median, min)}`` over ``repeats`` timed runs of each ``(label, fn)``.
+
+    The runs are taken in ``rounds`` rounds that visit the contenders in turn; a contender's first
+    visit starts with ``warmup`` untimed runs, each later visit with one. A slow spell of a shared
+    machine then lands on every contender rather than on whichever was being timed, so the ratios
+    between them are steadier than back-to-back blocks give.
+    """
     times = {label: [] for label, _ in fns}
     per_round = [repeats // rounds + (i < repeats % rounds) for i in range(rounds)]
     for r, n in enumerate(per_round):

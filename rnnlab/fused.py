@@ -91,7 +91,7 @@ def fused_scan(cell: Cell, params, xs: jax.Array, carry0, *, hoist_input: bool, 
         # Transposed once, outside the loop: on XLA:CPU a per-step dot that contracts U's gate axis
         # directly measured slower than one against this transposed copy.
         kernel_t = params.recurrent_kernel.T
-        steps = jnp.arange(dys.shape[0])
+        T = dys.shape[0]
 
         def combine_additive(params, carry, z):
             return cell.combine(params, carry, z, jnp.zeros_like(z))
@@ -121,8 +121,9 @@ def fused_scan(cell: Cell, params, xs: jax.Array, carry0, *, hoist_input: bool, 
             return (dcarry_prev, _add(dparams, dp), pre, read(pre, jnp.maximum(t - 1, 0))), None
 
         zeros = jax.tree.map(jnp.zeros_like, params)
+        init = (d_final, zeros, pre, read(pre, T - 1))
         (dcarry0, dparams, outs, _), _ = jax.lax.scan(
-            body, (d_final, zeros, pre, read(pre, steps[-1])), (carries, dys, steps), reverse=True, unroll=unroll
+            body, init, (carries, dys, jnp.arange(T)), reverse=True, unroll=unroll
         )
         dxps, drecs = (outs, outs) if additive else outs
         h_prev = carries.hidden
