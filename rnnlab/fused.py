@@ -60,18 +60,26 @@ def fused_scan(cell: Cell, params, xs: jax.Array, carry0, *, hoist_input: bool, 
         kernel = params.recurrent_kernel
         xp_all = cell.project(params, xs) if hoist_input else xs
 
-        def body(carry, inp):
+        T = xp_all.shape[0]
+
+        # Each step reads the next step's input at its end and carries it. Scanning over xp_all
+        # directly lets XLA:CPU fuse the per-step dynamic slice into the gate math, and that fused
+        # loop measured 17 us a step at size C against ~1.5 us for the same math on a carried array.
+        def body(state, t):
+            carry, inp = state
             xp = inp if hoist_input else cell.project(params, inp)
             rec = carry.hidden @ kernel
             new, y = cell.combine(params, carry, xp, rec)
+            nxt = jax.lax.dynamic_index_in_dim(xp_all, jnp.minimum(t + 1, T - 1), keepdims=False)
             if not save:
-                return new, (y, None)
+                return (new, nxt), (y, None)
             if not y_is_hidden:
                 y_is_hidden.append(y is new.hidden)
             kept = carry._replace(hidden=None) if y_is_hidden[0] else carry
-            return new, (y, (kept, xp + rec if additive else (xp, rec)))
+            return (new, nxt), (y, (kept, xp + rec if additive else (xp, rec)))
 
-        return jax.lax.scan(body, carry0, xp_all, unroll=unroll)
+        (final, _), out = jax.lax.scan(body, (carry0, xp_all[0]), jnp.arange(T), unroll=unroll)
+        return final, out
 
     @jax.custom_vjp
     def run(params, xs, carry0):
@@ -128,8 +136,11 @@ def fused_scan(cell: Cell, params, xs: jax.Array, carry0, *, hoist_input: bool, 
         dxps, drecs = (outs, outs) if additive else outs
         h_prev = carries.hidden
         d_kernel = h_prev.reshape(-1, h_prev.shape[-1]).T @ drecs.reshape(-1, drecs.shape[-1])
-        _, project_vjp = jax.vjp(cell.project, params, xs)
-        dp_project, dxs = project_vjp(dxps)
+        # Over (T * B, I) rows: XLA:CPU then contracts the rows in place (for 3-D operands it
+        # copied a transposed dxps first).
+        _, project_vjp = jax.vjp(cell.project, params, xs.reshape(-1, xs.shape[-1]))
+        dp_project, dxs = project_vjp(dxps.reshape(-1, dxps.shape[-1]))
+        dxs = dxs.reshape(xs.shape)
         dparams = _add(dparams, dp_project)
         dparams = dparams._replace(recurrent_kernel=dparams.recurrent_kernel + d_kernel)
         return dparams, dxs, dcarry0
