@@ -157,20 +157,6 @@ PRESETS = {
 }
 
 
-def _stats(x: np.ndarray) -> dict:
-    """Mean, standard deviation, min and max over the finite entries, and how many were not finite."""
-    finite = x[np.isfinite(x)]
-    if finite.size == 0:
-        return {"mean": None, "std": None, "min": None, "max": None, "non_finite": int(x.size)}
-    return {
-        "mean": float(finite.mean()),
-        "std": float(finite.std(ddof=1)) if finite.size > 1 else 0.0,
-        "min": float(finite.min()),
-        "max": float(finite.max()),
-        "non_finite": int(x.size - finite.size),
-    }
-
-
 def _ratio(curve: np.ndarray) -> float:
     """``||dL/dh_first|| / ||dL/dh_last||`` of a seed-averaged curve (0 when the first underflowed)."""
     return float(curve[0] / curve[-1]) if curve[-1] > 0 else math.nan
@@ -198,9 +184,9 @@ def summarize(run: protocols.TaskRun, cell_id: str, task_name: str, length: int)
         "metric": run.metric,
         "success_rate": float(run.solved.mean()),
         "solved": run.solved,
-        "test_metric": {**_stats(metric), "per_seed": metric},
-        "test_metric_over_baseline": _stats(metric / run.baseline),
-        "per_sequence_success_rate": _stats(run.test["success_rate"]),
+        "test_metric": {**runs.seed_stats(metric), "per_seed": metric},
+        "test_metric_over_baseline": runs.seed_stats(metric / run.baseline),
+        "per_sequence_success_rate": runs.seed_stats(run.test["success_rate"]),
         "solved_step": run.solved_step,
         "diverged_step": run.diverged_step,
         "steps_run": run.steps,
@@ -214,7 +200,7 @@ def summarize(run: protocols.TaskRun, cell_id: str, task_name: str, length: int)
         },
     }
     if "accuracy" in run.test:
-        entry["test_accuracy"] = _stats(run.test["accuracy"])
+        entry["test_accuracy"] = runs.seed_stats(run.test["accuracy"])
     return entry
 
 
@@ -478,20 +464,6 @@ def report(results: dict) -> str:
     return "\n".join(lines)
 
 
-def parse_lengths(text: str) -> dict[str, tuple[int, ...]]:
-    """``"adding=25,100;copy=50"`` -> ``{"adding": (25, 100), "copy": (50,)}``."""
-    out = {}
-    for part in filter(None, text.split(";")):
-        if "=" not in part:
-            raise argparse.ArgumentTypeError(f"--lengths: expected TASK=N,N,...; got {part!r}")
-        task, values = part.split("=", 1)
-        try:
-            out[task.strip()] = tuple(int(v) for v in values.split(",") if v.strip())
-        except ValueError as e:
-            raise argparse.ArgumentTypeError(f"--lengths: lengths must be integers; got {values!r}") from e
-    return out
-
-
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", choices=sorted(PRESETS), default="quick")
@@ -504,7 +476,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--optimizer", choices=rnnlab.train.OPTIMIZERS, help="update rule")
     parser.add_argument("--lr", type=float, help="learning rate")
     parser.add_argument("--cells", help=f"comma-separated subset of {','.join(CELLS)}")
-    parser.add_argument("--lengths", type=parse_lengths, help="e.g. 'adding=100,200;copy=100'")
+    parser.add_argument("--lengths", type=runs.parse_lengths, help="e.g. 'adding=100,200;copy=100'")
     parser.add_argument("--no-progress", action="store_true", help="no progress lines")
     parser.add_argument("--replot", action="store_true", help="redraw the plots and report of an existing --out")
     parser.add_argument("--resume", action="store_true", help="keep the finished runs of an interrupted --out")

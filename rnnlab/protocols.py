@@ -19,7 +19,8 @@ from __future__ import annotations
 import dataclasses
 import time
 import zlib
-from typing import NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import numpy as np
@@ -100,6 +101,8 @@ class TaskRun(NamedTuple):
         history: the :class:`~rnnlab.fit.FitResult` history.
         steps: training steps run.
         seconds: wall-clock time of the whole call.
+        params: every seed's best parameters (leading axis N), for diagnostics of the trained models.
+        init_params: every seed's parameters at initialization.
     """
 
     metric: str
@@ -113,6 +116,8 @@ class TaskRun(NamedTuple):
     history: dict
     steps: int
     seconds: float
+    params: Any = None
+    init_params: Any = None
 
 
 def run_keys(seed: int, task: str, length: int) -> dict[str, jax.Array]:
@@ -123,7 +128,15 @@ def run_keys(seed: int, task: str, length: int) -> dict[str, jax.Array]:
 
 
 def train_on_task(
-    cell: Cell, task: Task, length: int, settings: TrainSettings, *, seed: int = 0, progress=True, label=None
+    cell: Cell,
+    task: Task,
+    length: int,
+    settings: TrainSettings,
+    *,
+    seed: int = 0,
+    progress=True,
+    label=None,
+    watch: Callable | None = None,
 ) -> TaskRun:
     """Trains ``settings.seeds`` models ``cell`` + linear readout on ``task`` at ``length``.
 
@@ -135,6 +148,10 @@ def train_on_task(
         seed: the experiment seed; with the same seed the result is the same.
         progress: print a progress line.
         label: the progress line's label.
+        watch: ``watch(params) -> {name: scalar}`` of one model's parameters (a
+            :func:`~rnnlab.models.sequence_model`'s, the cell's under ``params.core``), recorded
+            at every evaluation as ``history["eval/<name>"]`` ``(E, N)`` and in ``test`` for the
+            best parameters; e.g. the largest singular value of the recurrent matrix over training.
 
     Returns:
         A :class:`TaskRun`.
@@ -167,7 +184,14 @@ def train_on_task(
         return task.loss(outputs(params, batch, key), batch)
 
     def eval_fn(params, batch):
-        return task.metric(outputs(params, batch), batch)
+        metrics = task.metric(outputs(params, batch), batch)
+        if watch is None:
+            return metrics
+        watched = watch(params)
+        clash = sorted(set(watched) & set(metrics))
+        if clash:
+            raise ValueError(f"train_on_task: watch returned {clash}, names the task's metrics already use")
+        return {**metrics, **watched}
 
     result = fit(
         loss_fn,
@@ -210,7 +234,8 @@ def train_on_task(
     grads = jax.jit(jax.vmap(grad_norms))
     return TaskRun(
         metric, baseline, test, solved, result.solved_step, result.diverged_step, _numpy(grads(states.params)),
-        _numpy(grads(result.params)), result.history, result.steps, time.perf_counter() - start,
+        _numpy(grads(result.params)), result.history, result.steps, time.perf_counter() - start, result.params,
+        states.params,
     )  # fmt: skip
 
 

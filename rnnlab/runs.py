@@ -7,6 +7,7 @@ an interrupted run leaves either the previous file or the new one, never a trunc
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import io
 import json
@@ -87,6 +88,50 @@ def save_figure(fig, path, dpi: int = 150) -> pathlib.Path:
     fig.savefig(buf, format=pathlib.Path(path).suffix.lstrip(".") or "png", dpi=dpi, bbox_inches="tight")
     plt.close(fig)
     return atomic_write(path, buf.getvalue())
+
+
+def parse_lengths(text: str) -> dict[str, tuple[int, ...]]:
+    """Parses an experiment's ``--lengths``: ``"adding=25,100;copy=50"`` -> ``{"adding": (25, 100), "copy": (50,)}``.
+
+    Raises ``argparse.ArgumentTypeError`` (which argparse prints as the option's error) on bad input.
+
+    Example:
+        >>> parse_lengths("adding=25,100;copy=50")
+        {'adding': (25, 100), 'copy': (50,)}
+    """
+    out = {}
+    for part in filter(None, text.split(";")):
+        if "=" not in part:
+            raise argparse.ArgumentTypeError(f"--lengths: expected TASK=N,N,...; got {part!r}")
+        task, values = part.split("=", 1)
+        try:
+            out[task.strip()] = tuple(int(v) for v in values.split(",") if v.strip())
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(f"--lengths: lengths must be integers; got {values!r}") from e
+    return out
+
+
+def seed_stats(values) -> dict[str, Any]:
+    """Mean, sample standard deviation, min and max over the finite entries, and how many were not.
+
+    A diverged seed's NaN or inf is counted in ``non_finite`` instead of poisoning the mean; with
+    no finite entry the statistics are ``None``.
+
+    Example:
+        >>> seed_stats([1.0, 3.0, float("nan")])
+        {'mean': 2.0, 'std': 1.4142135623730951, 'min': 1.0, 'max': 3.0, 'non_finite': 1}
+    """
+    x = np.asarray(values, np.float64).reshape(-1)
+    finite = x[np.isfinite(x)]
+    if finite.size == 0:
+        return {"mean": None, "std": None, "min": None, "max": None, "non_finite": int(x.size)}
+    return {
+        "mean": float(finite.mean()),
+        "std": float(finite.std(ddof=1)) if finite.size > 1 else 0.0,
+        "min": float(finite.min()),
+        "max": float(finite.max()),
+        "non_finite": int(x.size - finite.size),
+    }
 
 
 def machine_info() -> dict[str, Any]:

@@ -1,0 +1,98 @@
+"""The exploding-gradients experiment runs end to end on a tiny config; its cliff detector and clips are checked."""
+
+import importlib.util
+import json
+import pathlib
+import sys
+
+import numpy as np
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def eg():
+    spec = importlib.util.spec_from_file_location("exploding_gradients", ROOT / "experiments" / "exploding_gradients.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up by name
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_cliffs_are_jumps_over_the_recent_median(eg):
+    rng = np.random.default_rng(0)
+    g = np.exp(rng.normal(0.0, 0.1, (60, 2)))  # steady norms around 1
+    g[30, 0] = 50.0  # a cliff at step 31 for model 0
+    g[40:, 1] *= 5.0  # a 5x rise: not a cliff at factor 10
+    found = eg.cliffs(g, 10.0)
+    assert found[0].tolist() == [31] and found[1].size == 0
+    g[45, 1] = np.nan  # a non-finite step is the divergence, not a cliff
+    assert eg.cliffs(g, 10.0)[1].size == 0
+
+
+def test_sigma_at_reads_the_last_evaluation_before_the_step(eg):
+    eval_steps = np.array([0, 10, 20])
+    sigma = np.array([0.5, 0.9, 1.3])
+    assert eg.sigma_at(np.array([1, 10, 11, 25]), eval_steps, sigma).tolist() == [0.5, 0.9, 0.9, 1.3]
+
+
+def test_cells_start_with_every_singular_value_at_the_radius(eg):
+    import jax
+
+    config = eg.PRESETS["tiny"]
+    for radius in (0.8, 2.0):
+        cell = eg.cell_for(config, radius)
+        u = np.asarray(cell.init(jax.random.key(0), 3).recurrent_kernel, np.float64)
+        np.testing.assert_allclose(np.linalg.svd(u, compute_uv=False), radius, rtol=1e-5)
+
+
+def test_optimizer_per_clip(eg):
+    config = eg.PRESETS["tiny"]
+    assert config.optimizer("none").clip is None
+    assert (config.optimizer("norm").clip, config.optimizer("norm").clip_value) == ("global_norm", config.clip_norm)
+    assert (config.optimizer("value").clip, config.optimizer("value").clip_value) == ("value", config.clip_value)
+    assert config.optimizer("norm").name == config.train.optimizer.name == "sgd"
+
+
+def test_tiny_run_writes_config_results_plots_and_report(eg, tmp_path, capsys):
+    out = tmp_path / "run"
+    eg.main(["--preset", "tiny", "--out", str(out), "--no-progress"])
+    config = eg.PRESETS["tiny"]
+    names = {p.name for p in out.iterdir()}
+    task = "temporal_order_pascanu"
+    figures = {f"{kind}_{task}.png" for kind in ("grad_norm", "sigma_max", "jacobian", "success")}
+    assert names >= {"config.json", "results.json", "report.md", "runs"} | figures
+    assert json.loads((out / "config.json").read_text()) == json.loads(json.dumps(config.to_dict()))
+
+    results = json.loads((out / "results.json").read_text())
+    grid = {(e["radius"], e["clip"]) for e in results["runs"]}
+    assert grid == {(r, c) for r in config.radii for c in config.clips}
+    for e in results["runs"]:
+        assert len(e["solved"]) == e["seeds"] == config.train.seeds
+        assert e["success_rate"] == pytest.approx(np.mean(e["solved"]))
+        # lambda_1(U) at step 0 is the initial radius: U = r Q.
+        assert e["sigma_max_init"]["mean"] == pytest.approx(e["radius"], rel=1e-4)
+        with np.load(out / "runs" / f"{eg.run_name(task, e['length'], e['radius'], e['clip'])}.npz") as z:
+            assert z["grad_norm"].shape == (e["steps_run"], e["seeds"])
+            jac = z["jacobian_init"]
+            assert jac.shape == (e["seeds"], eg.tasks.get(task).time_steps(e["length"]))
+            # Lag 0 is dh_T/dh_T = I; with tanh (|phi'| <= 1) the lag-k value is at most r^k.
+            np.testing.assert_allclose(jac[:, 0], 1.0, rtol=1e-5)
+            lags = np.arange(jac.shape[1])
+            assert np.all(jac <= e["radius"] ** lags * (1 + 1e-4))
+        assert e["cliffs_total"] == sum(e["cliffs_per_seed"])
+    report = (out / "report.md").read_text()
+    assert "## Cliffs against lambda_1(U)" in report and "| 2 | clip by global norm |" in report
+    assert "Wrote" in capsys.readouterr().out
+
+    (out / "report.md").unlink()
+    eg.main(["--replot", "--out", str(out)])
+    assert (out / "report.md").read_text() == report
+
+
+def test_bad_cli_values_are_rejected(eg):
+    with pytest.raises(ValueError, match=r"radii must be positive"):
+        eg.main(["--preset", "tiny", "--radii", "0", "--out", "/nonexistent"])
+    with pytest.raises(ValueError, match=r"lengths\['temporal_order_pascanu'\] must be ints >= 10"):
+        eg.main(["--preset", "tiny", "--lengths", "temporal_order_pascanu=5", "--out", "/nonexistent"])
