@@ -19,7 +19,8 @@ tanh RNNs whose U starts as ``r Q`` (Q orthogonal, so every singular value is ``
 
 1. the global gradient norm at every step, *before* clipping, and its cliffs (a step whose norm
    is at least ``cliff_factor`` times the median of the 20 steps before it);
-2. ``lambda_1(U)`` at every evaluation, so each cliff can be placed against ``1 / gamma``;
+2. ``lambda_1(U)`` at every step, on the parameters the step's gradient is taken at, so each
+   cliff can be placed against ``1 / gamma``;
 3. the singular values of ``dh_T / dh_t`` by lag (:func:`rnnlab.diagnostics.hidden_jacobian_singular_values`)
    at initialization and after training;
 4. the success rate over seeds without clipping, clipping every component (``optax.clip``) and
@@ -215,12 +216,6 @@ def cliffs(grad_norm: np.ndarray, factor: float, window: int = 20) -> list[np.nd
     return out
 
 
-def sigma_at(steps: np.ndarray, eval_steps: np.ndarray, sigma: np.ndarray) -> np.ndarray:
-    """``lambda_1(U)`` at the last evaluation at or before each step (the value the model trained with there)."""
-    idx = np.searchsorted(eval_steps, steps, side="right") - 1
-    return sigma[np.clip(idx, 0, len(sigma) - 1)]
-
-
 def _jacobian_by_lag(cell, params, xs) -> np.ndarray:
     """Largest singular value of ``dh_T/dh_t`` by lag 0..T-1 for each seed's params, on one sequence."""
     top = jax.jit(jax.vmap(lambda p: diagnostics.hidden_jacobian_singular_values(cell, p.core, xs)[:, 0]))
@@ -233,8 +228,8 @@ def summarize(run: protocols.TaskRun, config: Config, cell, task, length: int, r
     h = run.history
     grad_norm = h["train/grad_norm"]
     found = cliffs(grad_norm, config.cliff_factor)
-    eval_steps, sigma = h["eval_step"], h["eval/sigma_max"]
-    at_cliff = [sigma_at(c, eval_steps, sigma[:, m]) for m, c in enumerate(found)]
+    sigma = h["train/sigma_max"]  # (S, N): at the parameters each step's gradient was taken at
+    at_cliff = [sigma[c - 1, m] for m, c in enumerate(found)]
     all_at = np.concatenate(at_cliff) if at_cliff else np.zeros(0)
     xs = task.sample(protocols.run_keys(config.seed, task.name, length)["test"], 1, length).inputs[0]
     jac = {"init": _jacobian_by_lag(cell, run.init_params, xs), "trained": _jacobian_by_lag(cell, run.params, xs)}
@@ -272,7 +267,7 @@ def summarize(run: protocols.TaskRun, config: Config, cell, task, length: int, r
         "grad_norm": grad_norm,
         "update_norm": h.get("train/update_norm", np.zeros(0)),
         "loss": h["train/loss"],
-        "eval_step": eval_steps,
+        "eval_step": h["eval_step"],
         "sigma_max": sigma,
         f"eval.{run.metric}": h[f"eval/{run.metric}"],
         "jacobian_init": jac["init"],
@@ -410,12 +405,14 @@ def make_plots(results: dict, out: pathlib.Path) -> list[pathlib.Path]:
         for i, r in enumerate(radii):
             z, ax = load(r, c0), axes[0, i]
             for m in range(z["sigma_max"].shape[1]):
-                (line,) = ax.plot(z["eval_step"], z["sigma_max"][:, m], lw=1)
+                (line,) = ax.semilogy(z["step"], z["sigma_max"][:, m], lw=1)
                 marks = cliffs(z["grad_norm"], cfg["cliff_factor"])[m]
                 if marks.size:
-                    at = sigma_at(marks, z["eval_step"], z["sigma_max"][:, m])
-                    ax.plot(marks, at, "v", color=line.get_color(), ms=4)
+                    ax.plot(marks, z["sigma_max"][marks - 1, m], "v", color=line.get_color(), ms=4)
             ax.axhline(1.0 / GAMMA, color="k", ls="--", lw=0.8, label=r"$1/\gamma$")
+            finite = z["sigma_max"][np.isfinite(z["sigma_max"])]
+            if finite.size:  # a diverging seed's lambda_1 runs off to 1e6 and beyond: keep the crossing in view
+                ax.set_ylim(0.8 * min(finite.min(), 1.0 / GAMMA), min(max(finite.max(), 1.0 / GAMMA) * 1.25, 10.0))
             ax.set_title(f"start r = {r:g}", fontsize=9)
             ax.set_xlabel("training step")
         axes[0, 0].set_ylabel(r"$\lambda_1(U)$, largest singular value")
@@ -469,7 +466,8 @@ def report(results: dict) -> str:
         f"{tr['batch_size']}, at most {tr['steps']} steps of {opt['name']} (learning rate {opt['learning_rate']}); "
         f"clipping by global norm at {cfg['clip_norm']}, by value at {cfg['clip_value']}. "
         f"{results['solve_rule'][0].upper() + results['solve_rule'][1:]}. A cliff is a step whose gradient norm "
-        f"(before clipping) is at least {cfg['cliff_factor']:g} x the median of the 20 steps before it.",
+        f"(before clipping) is at least {cfg['cliff_factor']:g} x the median of the 20 steps before it; "
+        "lambda_1(U) is recorded at every step, on the parameters that step's gradient is taken at.",
         "",
         f"Ran in {results['elapsed_s'] / 60:.1f} minutes on {m['cpu']} ({m['cores']} cores, backend "
         f"{m['backend']}), jax {m['versions'].get('jax', '?')}.",
@@ -477,7 +475,7 @@ def report(results: dict) -> str:
         "## Cliffs against lambda_1(U)",
         "",
         f"Of {f['cliffs_total']} cliffs over every run, {f['cliffs_with_sigma_above_1_over_gamma']} came while the "
-        "largest singular value of U was above 1/gamma = 1 (its value at the last evaluation before the cliff).",
+        "largest singular value of U was above 1/gamma = 1.",
         "",
         "| start r | clip | solved | diverged (NaN) | cliffs | of which lambda_1 > 1 |",
         "|---|---|---|---|---|---|",

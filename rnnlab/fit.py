@@ -60,13 +60,13 @@ class FitResult(NamedTuple):
 
 
 @functools.lru_cache(maxsize=16)
-def _chunk_runner(loss_fn, sample_fn, optimizer, l1: float, l2: float) -> Callable:
+def _chunk_runner(loss_fn, sample_fn, optimizer, l1: float, l2: float, watch) -> Callable:
     """``run(states, keys, first_step, length)``: ``length`` vmapped train steps as one ``lax.scan``.
 
     Cached on its arguments (as ``jax.jit`` caches on the function), so repeated :func:`fit`
     calls with the same functions and shapes compile once.
     """
-    single = make_train_step(loss_fn, optimizer, l1=l1, l2=l2, jit=False)
+    single = make_train_step(loss_fn, optimizer, l1=l1, l2=l2, jit=False, watch=watch)
 
     def one_step(state, key):
         data_key, dropout_key = jax.random.split(key)
@@ -119,6 +119,7 @@ def fit(
     target: float | None = None,
     l1: float = 0.0,
     l2: float = 0.0,
+    watch: Callable | None = None,
     progress: bool = True,
     label: str = "fit",
 ) -> FitResult:
@@ -144,6 +145,9 @@ def fit(
         min_delta: the smallest decrease of ``monitor`` that counts as an improvement.
         target: a model whose ``monitor`` is ``<= target`` is finished (``solved_step`` records when).
         l1, l2: weight penalties (:func:`rnnlab.train.penalty`).
+        watch: ``watch(params) -> {name: scalar}`` of one model, recorded at every step as
+            ``history["train/<name>"]`` on the parameters that step's gradient is taken at
+            (see :func:`rnnlab.train.make_train_step`).
         progress: print a progress line (to stderr).
         label: the progress line's label.
 
@@ -178,7 +182,7 @@ def fit(
     if leading != {n}:
         raise ValueError(f"{where}: every leaf of states needs a leading axis of N = {n} (one per key); got {leading}")
 
-    run_chunk = _chunk_runner(loss_fn, sample_fn, optimizer, float(l1), float(l2))
+    run_chunk = _chunk_runner(loss_fn, sample_fn, optimizer, float(l1), float(l2), watch)
 
     def eval_now(params):
         metrics = evaluate(eval_fn, params, eval_batch)

@@ -150,8 +150,8 @@ def train_on_task(
         label: the progress line's label.
         watch: ``watch(params) -> {name: scalar}`` of one model's parameters (a
             :func:`~rnnlab.models.sequence_model`'s, the cell's under ``params.core``), recorded
-            at every evaluation as ``history["eval/<name>"]`` ``(E, N)`` and in ``test`` for the
-            best parameters; e.g. the largest singular value of the recurrent matrix over training.
+            at every training step as ``history["train/<name>"]`` ``(S, N)`` on the parameters that
+            step's gradient is taken at; e.g. the largest singular value of the recurrent matrix.
 
     Returns:
         A :class:`TaskRun`.
@@ -184,14 +184,7 @@ def train_on_task(
         return task.loss(outputs(params, batch, key), batch)
 
     def eval_fn(params, batch):
-        metrics = task.metric(outputs(params, batch), batch)
-        if watch is None:
-            return metrics
-        watched = watch(params)
-        clash = sorted(set(watched) & set(metrics))
-        if clash:
-            raise ValueError(f"train_on_task: watch returned {clash}, names the task's metrics already use")
-        return {**metrics, **watched}
+        return task.metric(outputs(params, batch), batch)
 
     result = fit(
         loss_fn,
@@ -206,6 +199,7 @@ def train_on_task(
         monitor=metric,
         patience=settings.patience,
         target=settings.stop_fraction * baseline,
+        watch=watch,
         progress=progress,
         label=label or f"{cell.name} {task.name} T={length}",
     )

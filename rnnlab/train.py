@@ -206,6 +206,7 @@ def make_train_step(
     l1: float = 0.0,
     l2: float = 0.0,
     jit: bool = True,
+    watch: Callable | None = None,
 ) -> Callable:
     """Builds ``step(state, batch, key) -> (state, metrics)``.
 
@@ -214,11 +215,15 @@ def make_train_step(
         optimizer: e.g. from :func:`make_optimizer`.
         l1, l2: penalties on the weight matrices (see :func:`penalty`), added to the objective.
         jit: compile the step (default).
+        watch: ``watch(params) -> {name: scalar}``, added to ``metrics``; it sees the parameters
+            the step's gradient is taken at (before the update), e.g. the largest singular value
+            of the recurrent matrix next to ``grad_norm``.
 
     Returns:
         The step function. ``metrics`` holds ``loss`` (without penalty), ``penalty``,
         ``objective`` (their sum, what is differentiated), ``grad_norm`` (global L2 norm of the
-        gradient *before* clipping) and ``update_norm`` (global norm of the applied update).
+        gradient *before* clipping) and ``update_norm`` (global norm of the applied update), and
+        what ``watch`` returns.
     """
     for name, value in (("l1", l1), ("l2", l2)):
         if _checks.real_number("make_train_step", name, value) < 0:
@@ -240,6 +245,12 @@ def make_train_step(
             "grad_norm": optax.tree.norm(grads),
             "update_norm": optax.tree.norm(updates),
         }
+        if watch is not None:
+            watched = watch(state.params)
+            clash = sorted(set(watched) & set(metrics))
+            if clash:
+                raise ValueError(f"make_train_step: watch returned {clash}, names the step's own metrics use")
+            metrics.update(watched)
         return TrainState(params, opt_state, state.step + 1), metrics
 
     return jax.jit(step) if jit else step

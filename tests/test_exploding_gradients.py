@@ -13,7 +13,8 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def eg():
-    spec = importlib.util.spec_from_file_location("exploding_gradients", ROOT / "experiments" / "exploding_gradients.py")
+    path = ROOT / "experiments" / "exploding_gradients.py"
+    spec = importlib.util.spec_from_file_location("exploding_gradients", path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up by name
     spec.loader.exec_module(module)
@@ -29,12 +30,6 @@ def test_cliffs_are_jumps_over_the_recent_median(eg):
     assert found[0].tolist() == [31] and found[1].size == 0
     g[45, 1] = np.nan  # a non-finite step is the divergence, not a cliff
     assert eg.cliffs(g, 10.0)[1].size == 0
-
-
-def test_sigma_at_reads_the_last_evaluation_before_the_step(eg):
-    eval_steps = np.array([0, 10, 20])
-    sigma = np.array([0.5, 0.9, 1.3])
-    assert eg.sigma_at(np.array([1, 10, 11, 25]), eval_steps, sigma).tolist() == [0.5, 0.9, 0.9, 1.3]
 
 
 def test_cells_start_with_every_singular_value_at_the_radius(eg):
@@ -74,7 +69,13 @@ def test_tiny_run_writes_config_results_plots_and_report(eg, tmp_path, capsys):
         # lambda_1(U) at step 0 is the initial radius: U = r Q.
         assert e["sigma_max_init"]["mean"] == pytest.approx(e["radius"], rel=1e-4)
         with np.load(out / "runs" / f"{eg.run_name(task, e['length'], e['radius'], e['clip'])}.npz") as z:
-            assert z["grad_norm"].shape == (e["steps_run"], e["seeds"])
+            assert z["grad_norm"].shape == z["sigma_max"].shape == (e["steps_run"], e["seeds"])
+            # The largest singular value recorded at step 1 is the initial U's, and a cliff's is the one
+            # the cliff's gradient was taken at.
+            np.testing.assert_allclose(z["sigma_max"][0], e["radius"], rtol=1e-4)
+            for m, found in enumerate(eg.cliffs(z["grad_norm"], config.cliff_factor)):
+                if found.size:
+                    assert z["sigma_max"][found[0] - 1, m] == pytest.approx(e["sigma_max_at_first_cliff"][m])
             jac = z["jacobian_init"]
             assert jac.shape == (e["seeds"], eg.tasks.get(task).time_steps(e["length"]))
             # Lag 0 is dh_T/dh_T = I; with tanh (|phi'| <= 1) the lag-k value is at most r^k.

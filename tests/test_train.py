@@ -56,6 +56,20 @@ def test_clip_by_value_bounds_every_component():
     assert 1e-3 - 1e-7 <= largest <= 1e-3 + 1e-7  # some component hit the bound, none passed it
 
 
+def test_watch_sees_the_parameters_the_gradient_is_taken_at():
+    def watch(params):
+        return {"u_sum": jnp.sum(params.recurrent_kernel)}
+
+    step, state = _step(train.OptimizerConfig("sgd", learning_rate=0.5), watch=watch)
+    new, metrics = step(state, BATCH, jax.random.key(0))
+    np.testing.assert_allclose(metrics["u_sum"], jnp.sum(PARAMS.recurrent_kernel), rtol=1e-6)  # before the update
+    _, metrics = step(new, BATCH, jax.random.key(0))
+    np.testing.assert_allclose(metrics["u_sum"], jnp.sum(new.params.recurrent_kernel), rtol=1e-6)
+    step, state = _step(train.OptimizerConfig("sgd", learning_rate=0.5), watch=lambda p: {"grad_norm": 0.0})
+    with pytest.raises(ValueError, match=r"watch returned \['grad_norm'\], names the step's own metrics use"):
+        step(state, BATCH, jax.random.key(0))
+
+
 def test_penalties_add_to_the_objective_and_spare_biases():
     l1, l2 = 0.01, 0.1
     step, state = _step(train.OptimizerConfig("sgd", learning_rate=1.0, clip=None), scale=0.0, l1=l1, l2=l2)
