@@ -148,7 +148,7 @@ PRESETS = {
         seed=0,
         train=_settings(4, 20, 1500, 100, 256, 1024, 32, 0.05),
     ),
-    # Pascanu's model size and batch at three lengths; about half an hour on a 2-core CPU.
+    # Pascanu's model size and batch at three lengths; about an hour on a 2-core CPU.
     "full": Config(
         name="exploding_gradients-full",
         lengths={"temporal_order_pascanu": (25, 50, 100), "adding": (25, 50, 100)},
