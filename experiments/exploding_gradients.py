@@ -298,11 +298,8 @@ def run_experiment(config: Config, out: pathlib.Path, *, progress: bool = True, 
     }
     kept = {}
     path = out / "results.json"
-    if resume and path.exists():
-        previous = json.loads(path.read_text())
-        mine = json.loads(json.dumps(runs.to_jsonable(config.to_dict())))
-        if previous.get("config") != mine:
-            raise ValueError(f"--resume: {path} was written by a different config; use another --out")
+    previous = runs.previous_results(out, config.to_dict()) if resume else None
+    if previous is not None:
         kept = {run_name(e["task"], e["length"], e["radius"], e["clip"]): e for e in previous["runs"]}
         start -= previous.get("elapsed_s", 0.0)
     runs.write_json(out / "config.json", config.to_dict())

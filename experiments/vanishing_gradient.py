@@ -204,19 +204,6 @@ def summarize(run: protocols.TaskRun, cell_id: str, task_name: str, length: int)
     return entry
 
 
-def _previous(out: pathlib.Path, config: Config) -> dict | None:
-    """The partial results of an interrupted run of the same config in ``out`` (None if there are none)."""
-    path = out / "results.json"
-    if not path.exists():
-        return None
-    previous = json.loads(path.read_text())
-    mine = json.loads(json.dumps(runs.to_jsonable(config.to_dict())))
-    if previous.get("config") != mine:
-        differ = sorted(k for k in mine if previous.get("config", {}).get(k) != mine[k])
-        raise ValueError(f"--resume: {path} was written by a different config (differs in {differ}); use another --out")
-    return previous
-
-
 def run_experiment(config: Config, out: pathlib.Path, *, progress: bool = True, resume: bool = False) -> dict:
     """Runs every (task, length, cell) of ``config``, writing the run folder as results come in.
 
@@ -225,7 +212,7 @@ def run_experiment(config: Config, out: pathlib.Path, *, progress: bool = True, 
     """
     out = pathlib.Path(out)
     start = time.perf_counter()
-    previous = _previous(out, config) if resume else None
+    previous = runs.previous_results(out, config.to_dict()) if resume else None
     runs.write_json(out / "config.json", config.to_dict())
     results = {
         "experiment": "vanishing_gradient",

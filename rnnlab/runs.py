@@ -111,6 +111,23 @@ def parse_lengths(text: str) -> dict[str, tuple[int, ...]]:
     return out
 
 
+def previous_results(out, config: dict) -> dict | None:
+    """The ``results.json`` an interrupted run of the same ``config`` left in ``out``, for ``--resume``.
+
+    Returns ``None`` when there is none; raises ``ValueError`` naming the differing keys when the
+    file was written by another config (resuming it would mix two experiments in one folder).
+    """
+    path = pathlib.Path(out) / "results.json"
+    if not path.exists():
+        return None
+    previous = json.loads(path.read_text())
+    mine = json.loads(json.dumps(to_jsonable(config)))
+    if previous.get("config") != mine:
+        differ = sorted(k for k in mine if previous.get("config", {}).get(k) != mine[k])
+        raise ValueError(f"--resume: {path} was written by a different config (differs in {differ}); use another --out")
+    return previous
+
+
 def seed_stats(values) -> dict[str, Any]:
     """Mean, sample standard deviation, min and max over the finite entries, and how many were not.
 
