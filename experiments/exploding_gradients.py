@@ -32,12 +32,9 @@ histories under ``runs/``, PNG plots and ``report.md``. The same ``--seed`` give
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import json
 import math
 import pathlib
-import sys
 import time
 
 import jax
@@ -45,7 +42,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import rnnlab
-from rnnlab import diagnostics, protocols, runs, tasks
+from rnnlab import cli, diagnostics, protocols, runs, tasks
 from rnnlab.train import OptimizerConfig
 
 # Clip id -> (label, optax clip name for OptimizerConfig). Thresholds are in Config.
@@ -561,55 +558,25 @@ def report(results: dict) -> str:
     return "\n".join(lines)
 
 
-def main(argv=None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--preset", choices=sorted(PRESETS), default="quick")
-    parser.add_argument("--out", type=pathlib.Path, help="run folder (default runs/<preset name>)")
-    parser.add_argument("--seed", type=int, help="experiment seed (default: the preset's)")
-    parser.add_argument("--seeds", type=int, help="models per run")
-    parser.add_argument("--steps", type=int, help="most training steps")
-    parser.add_argument("--lr", type=float, help="learning rate")
+def _add_arguments(parser):
     parser.add_argument("--radii", help="comma-separated initial radii of U")
-    parser.add_argument("--lengths", type=runs.parse_lengths, help="e.g. 'temporal_order_pascanu=50,100;adding=50'")
-    parser.add_argument("--no-progress", action="store_true", help="no progress lines")
-    parser.add_argument("--replot", action="store_true", help="redraw the plots and report of an existing --out")
-    parser.add_argument("--resume", action="store_true", help="keep the finished runs of an interrupted --out")
-    args = parser.parse_args(argv)
-    if args.replot:
-        if args.out is None:
-            parser.error("--replot needs --out, the run folder to redraw")
-        results = json.loads((args.out / "results.json").read_text())
-        results.setdefault("findings", findings(results))
-        make_plots(results, args.out)
-        runs.atomic_write(args.out / "report.md", report(results))
-        print(f"Redrew the plots and report.md of {args.out}/")
-        return results
-    config = PRESETS[args.preset]
-    train = config.train
-    if args.seeds is not None:
-        train = dataclasses.replace(train, seeds=args.seeds)
-    if args.steps is not None:
-        train = dataclasses.replace(train, steps=args.steps)
-    if args.lr is not None:
-        train = dataclasses.replace(train, optimizer=dataclasses.replace(train.optimizer, learning_rate=args.lr))
-    radii = config.radii
-    if args.radii is not None:
-        try:
-            radii = tuple(float(r) for r in args.radii.split(",") if r.strip())
-        except ValueError:
-            parser.error(f"--radii: expected comma-separated numbers; got {args.radii!r}")
-    config = dataclasses.replace(
-        config,
-        train=train,
-        radii=radii,
-        seed=config.seed if args.seed is None else args.seed,
-        lengths=config.lengths if args.lengths is None else args.lengths,
-    )
-    out = args.out or pathlib.Path("runs") / config.name
-    results = run_experiment(config, out, progress=not args.no_progress, resume=args.resume)
-    print(report(results), file=sys.stdout)
-    print(f"\nWrote {out}/ (results.json, report.md, plots)")
-    return results
+
+
+def _configure(config: Config, args, parser) -> Config:
+    if args.radii is None:
+        return config
+    try:
+        radii = tuple(float(r) for r in args.radii.split(",") if r.strip())
+    except ValueError:
+        parser.error(f"--radii: expected comma-separated numbers; got {args.radii!r}")
+    return dataclasses.replace(config, radii=radii)
+
+
+def main(argv=None) -> dict:
+    return cli.main(
+        argv, description=__doc__.splitlines()[0], presets=PRESETS, run_experiment=run_experiment,
+        findings=findings, make_plots=make_plots, report=report, add_arguments=_add_arguments, configure=_configure,
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -18,18 +18,15 @@ under ``runs/``, PNG plots and ``report.md``. The same ``--seed`` gives the same
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import json
 import math
 import pathlib
-import sys
 import time
 
 import numpy as np
 
 import rnnlab
-from rnnlab import protocols, runs, tasks
+from rnnlab import cli, protocols, runs, tasks
 from rnnlab.train import OptimizerConfig
 
 # Cell id -> (label, factory(hidden_size, time_steps)). Chrono init spreads the forget-gate
@@ -451,59 +448,21 @@ def report(results: dict) -> str:
     return "\n".join(lines)
 
 
-def main(argv=None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--preset", choices=sorted(PRESETS), default="quick")
-    parser.add_argument("--out", type=pathlib.Path, help="run folder (default runs/<preset name>)")
-    parser.add_argument("--seed", type=int, help="experiment seed (default: the preset's)")
-    parser.add_argument("--seeds", type=int, help="models per cell and length")
-    parser.add_argument("--steps", type=int, help="most training steps")
-    parser.add_argument("--hidden", type=int, help="units per cell")
-    parser.add_argument("--batch-size", type=int, help="training sequences per step")
-    parser.add_argument("--optimizer", choices=rnnlab.train.OPTIMIZERS, help="update rule")
-    parser.add_argument("--lr", type=float, help="learning rate")
+def _add_arguments(parser):
     parser.add_argument("--cells", help=f"comma-separated subset of {','.join(CELLS)}")
-    parser.add_argument("--lengths", type=runs.parse_lengths, help="e.g. 'adding=100,200;copy=100'")
-    parser.add_argument("--no-progress", action="store_true", help="no progress lines")
-    parser.add_argument("--replot", action="store_true", help="redraw the plots and report of an existing --out")
-    parser.add_argument("--resume", action="store_true", help="keep the finished runs of an interrupted --out")
-    args = parser.parse_args(argv)
-    if args.replot:
-        if args.out is None:
-            parser.error("--replot needs --out, the run folder to redraw")
-        results = json.loads((args.out / "results.json").read_text())
-        results.setdefault("findings", findings(results))
-        make_plots(results, args.out)
-        runs.atomic_write(args.out / "report.md", report(results))
-        print(f"Redrew the plots and report.md of {args.out}/")
-        return results
-    config = PRESETS[args.preset]
-    train = config.train
-    if args.seeds is not None:
-        train = dataclasses.replace(train, seeds=args.seeds)
-    if args.steps is not None:
-        train = dataclasses.replace(train, steps=args.steps)
-    if args.batch_size is not None:
-        train = dataclasses.replace(train, batch_size=args.batch_size)
-    if args.optimizer is not None or args.lr is not None:
-        opt = train.optimizer
-        opt = dataclasses.replace(
-            opt, name=args.optimizer or opt.name, learning_rate=opt.learning_rate if args.lr is None else args.lr
-        )
-        train = dataclasses.replace(train, optimizer=opt)
-    config = dataclasses.replace(
-        config,
-        train=train,
-        seed=config.seed if args.seed is None else args.seed,
-        hidden_size=config.hidden_size if args.hidden is None else args.hidden,
-        cells=config.cells if args.cells is None else tuple(c.strip() for c in args.cells.split(",")),
-        lengths=config.lengths if args.lengths is None else args.lengths,
-    )
-    out = args.out or pathlib.Path("runs") / config.name
-    results = run_experiment(config, out, progress=not args.no_progress, resume=args.resume)
-    print(report(results), file=sys.stdout)
-    print(f"\nWrote {out}/ (results.json, report.md, plots)")
-    return results
+
+
+def _configure(config: Config, args, parser) -> Config:
+    if args.cells is None:
+        return config
+    return dataclasses.replace(config, cells=tuple(c.strip() for c in args.cells.split(",")))
+
+
+def main(argv=None) -> dict:
+    return cli.main(
+        argv, description=__doc__.splitlines()[0], presets=PRESETS, run_experiment=run_experiment,
+        findings=findings, make_plots=make_plots, report=report, add_arguments=_add_arguments, configure=_configure,
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

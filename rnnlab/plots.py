@@ -26,7 +26,8 @@ def pyplot():
     return plt
 
 
-def _colors(labels):
+def colors(labels) -> dict:
+    """``{label: color}`` from matplotlib's color cycle, in order, so figures of one run agree."""
     plt = pyplot()
     cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     return {label: cycle[k % len(cycle)] for k, label in enumerate(labels)}
@@ -43,12 +44,12 @@ def gradient_flow(ax, curves: dict, *, title: str = "", styles: dict | None = No
         styles: optional ``{label: dict of line keyword arguments}``.
         ylabel: the y-axis label; default ``||dL/dh_t||``.
     """
-    colors = _colors(list(curves))
+    palette = colors(list(curves))
     for label, curve in curves.items():
         curve = np.asarray(curve, np.float64)[::-1]
         lag = np.arange(curve.size)
         shown = np.where(curve > 0, curve, np.nan)
-        kw = {"color": colors[label], "lw": 1.5, **((styles or {}).get(label, {}))}
+        kw = {"color": palette[label], "lw": 1.5, **((styles or {}).get(label, {}))}
         ax.plot(lag, shown, label=label, **kw)
     ax.set_yscale("log")
     ax.set_xlabel("lag T - t (steps)")
@@ -63,15 +64,15 @@ def versus_length(ax, lengths, values: dict, *, spread: dict | None = None, base
     ``spread`` (``{label: ((lo,), (hi,))}``) draws error bars; ``baseline`` (a number or one per
     length) draws the task's chance level as a dashed black line.
     """
-    colors = _colors(list(values))
+    palette = colors(list(values))
     x = np.asarray(lengths)
     for label, v in values.items():
         v = np.asarray(v, np.float64)
         if spread and label in spread:
             lo, hi = (np.asarray(s, np.float64) for s in spread[label])
-            ax.errorbar(x, v, yerr=[v - lo, hi - v], label=label, color=colors[label], marker="o", capsize=3)
+            ax.errorbar(x, v, yerr=[v - lo, hi - v], label=label, color=palette[label], marker="o", capsize=3)
         else:
-            ax.plot(x, v, label=label, color=colors[label], marker="o")
+            ax.plot(x, v, label=label, color=palette[label], marker="o")
     if baseline is not None:
         ax.plot(x, np.broadcast_to(np.asarray(baseline, np.float64), x.shape), "k--", lw=1, label="baseline")
     if log:
@@ -87,7 +88,7 @@ def versus_length(ax, lengths, values: dict, *, spread: dict | None = None, base
 
 def learning_curves(ax, steps, curves: dict, *, baseline=None, ylabel="", log=True, title=""):
     """Median over models (line) and min-max band of ``{label: (E, N)}`` curves against ``steps (E,)``."""
-    colors = _colors(list(curves))
+    palette = colors(list(curves))
     steps = np.asarray(steps)
     for label, c in curves.items():
         c = np.asarray(c, np.float64)
@@ -97,8 +98,8 @@ def learning_curves(ax, steps, curves: dict, *, baseline=None, ylabel="", log=Tr
         with warnings.catch_warnings():  # a step where every model diverged is left blank
             warnings.simplefilter("ignore", RuntimeWarning)
             lo, mid, hi = np.nanmin(c, axis=1), np.nanmedian(c, axis=1), np.nanmax(c, axis=1)
-        ax.plot(s, mid, color=colors[label], label=label)
-        ax.fill_between(s, lo, hi, color=colors[label], alpha=0.15, lw=0)
+        ax.plot(s, mid, color=palette[label], label=label)
+        ax.fill_between(s, lo, hi, color=palette[label], alpha=0.15, lw=0)
     if baseline is not None:
         ax.axhline(baseline, color="k", ls="--", lw=1, label="baseline")
     if log:

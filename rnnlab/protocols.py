@@ -51,6 +51,11 @@ class TrainSettings:
             baseline (below the solve line, so it has a margin on the test set); training ends
             when every model is finished (see :func:`rnnlab.fit.fit`).
         patience: evaluations without improvement after which a model is finished; None: never.
+        stop_metric: the validation metric that picks each model's best parameters and stops it,
+            instead of the task's loss; any key of ``task.metric``, or ``"error_rate"``
+            (``1 - success_rate``, the share of sequences the task's success rule fails).
+        stop_target: with ``stop_metric``, a model is finished once that metric is <= this
+            (e.g. ``stop_metric="error_rate", stop_target=0.0``: every validation sequence right).
     """
 
     seeds: int = 5
@@ -64,6 +69,8 @@ class TrainSettings:
     solve_fraction: float = 0.1
     stop_fraction: float = 0.05
     patience: int | None = None
+    stop_metric: str | None = None
+    stop_target: float | None = None
 
     def __post_init__(self):
         where = "TrainSettings"
@@ -83,6 +90,13 @@ class TrainSettings:
                 raise ValueError(f"{where}: {name} must be in (0, 1]; got {value}")
         if self.patience is not None:
             _checks.positive_int(where, "patience", self.patience)
+        if (self.stop_metric is None) != (self.stop_target is None):
+            raise ValueError(
+                f"{where}: stop_metric and stop_target go together; got stop_metric={self.stop_metric!r}, "
+                f"stop_target={self.stop_target!r}"
+            )
+        if self.stop_target is not None:
+            _checks.real_number(where, "stop_target", self.stop_target)
 
 
 class TaskRun(NamedTuple):
@@ -184,7 +198,10 @@ def train_on_task(
         return task.loss(outputs(params, batch, key), batch)
 
     def eval_fn(params, batch):
-        return task.metric(outputs(params, batch), batch)
+        out = task.metric(outputs(params, batch), batch)
+        if "success_rate" in out:
+            out["error_rate"] = 1.0 - out["success_rate"]
+        return out
 
     result = fit(
         loss_fn,
@@ -196,9 +213,9 @@ def train_on_task(
         optimizer,
         steps=settings.steps,
         eval_every=settings.eval_every,
-        monitor=metric,
+        monitor=settings.stop_metric or metric,
         patience=settings.patience,
-        target=settings.stop_fraction * baseline,
+        target=settings.stop_fraction * baseline if settings.stop_metric is None else settings.stop_target,
         watch=watch,
         progress=progress,
         label=label or f"{cell.name} {task.name} T={length}",

@@ -1,10 +1,9 @@
 """The exploding-gradients experiment runs end to end on a tiny config; its cliff detector and clips are checked."""
 
-import importlib.util
 import json
 import pathlib
-import sys
 
+import experiment_module
 import numpy as np
 import pytest
 
@@ -13,12 +12,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def eg():
-    path = ROOT / "experiments" / "exploding_gradients.py"
-    spec = importlib.util.spec_from_file_location("exploding_gradients", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up by name
-    spec.loader.exec_module(module)
-    return module
+    return experiment_module.load("exploding_gradients")
 
 
 def test_cliffs_are_jumps_over_the_recent_median(eg):

@@ -56,3 +56,22 @@ def test_train_on_task_scores_and_measures_every_seed():
     # The last step's cell state reaches the loss only through h inside that step: dL/dc_T is zero.
     assert np.all(run.grad_init["cell"][:, -1] == 0)
     assert not np.allclose(run.grad_init["hidden"], run.grad_trained["hidden"])
+
+
+def test_stop_metric_and_target_go_together():
+    with pytest.raises(ValueError, match=r"stop_metric and stop_target go together"):
+        dataclasses.replace(SETTINGS, stop_metric="error_rate")
+
+
+def test_stop_metric_stops_each_model_on_its_own_rule():
+    # error_rate <= 1 holds at the evaluation before training (step 0): every model is finished
+    # there, and the run ends after its first chunk of steps.
+    settings = dataclasses.replace(SETTINGS, steps=60, stop_metric="error_rate", stop_target=1.0)
+    run = protocols.train_on_task(cells.gru(4), tasks.get("adding_hs97"), 20, settings, progress=False)
+    np.testing.assert_array_equal(run.solved_step, [0] * settings.seeds)
+    assert run.steps == settings.eval_every
+    np.testing.assert_allclose(run.test["error_rate"], 1.0 - run.test["success_rate"])
+    # error_rate < 0 never holds: nobody stops before the budget.
+    never = dataclasses.replace(settings, steps=30, stop_target=-1.0)
+    run = protocols.train_on_task(cells.gru(4), tasks.get("adding_hs97"), 20, never, progress=False)
+    assert run.steps == 30 and np.all(run.solved_step == -1)

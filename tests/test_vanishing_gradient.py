@@ -1,10 +1,9 @@
 """The headline experiment runs end to end on a tiny config and writes its whole run folder."""
 
-import importlib.util
 import json
 import pathlib
-import sys
 
+import experiment_module
 import numpy as np
 import pytest
 
@@ -13,11 +12,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def vg():
-    spec = importlib.util.spec_from_file_location("vanishing_gradient", ROOT / "experiments" / "vanishing_gradient.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up by name
-    spec.loader.exec_module(module)
-    return module
+    return experiment_module.load("vanishing_gradient")
 
 
 def test_tiny_run_writes_config_results_plots_and_report(vg, tmp_path, capsys):

@@ -1,0 +1,122 @@
+"""The command line every experiment script shares: presets, overrides, ``--resume`` and ``--replot``.
+
+An experiment module defines ``PRESETS`` (``{name: Config}``, frozen dataclasses with a ``name``, a
+``seed``, a ``train`` :class:`~rnnlab.protocols.TrainSettings` and, optionally, ``lengths`` and
+``hidden_size``), ``run_experiment(config, out, progress=, resume=)``, ``findings(results)``,
+``make_plots(results, out)`` and ``report(results)``, and calls :func:`main` with them. The options
+here override a preset field by field; an experiment adds its own through ``add_arguments`` and
+applies them in ``configure``.
+
+Example:
+    >>> import argparse
+    >>> parser = argparse.ArgumentParser()
+    >>> add_common_arguments(parser, ["quick", "full"])
+    >>> args = parser.parse_args(["--preset", "full", "--steps", "10", "--lengths", "copy=100,200"])
+    >>> args.preset, args.steps, args.lengths
+    ('full', 10, {'copy': (100, 200)})
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import pathlib
+import sys
+from collections.abc import Callable, Iterable
+
+from rnnlab import runs
+from rnnlab.train import OPTIMIZERS
+
+
+def add_common_arguments(parser: argparse.ArgumentParser, presets: Iterable[str]) -> None:
+    """Adds ``--preset``, ``--out``, the training overrides, ``--no-progress``, ``--replot`` and ``--resume``."""
+    presets = sorted(presets)
+    parser.add_argument("--preset", choices=presets, default="quick" if "quick" in presets else presets[0])
+    parser.add_argument("--out", type=pathlib.Path, help="run folder (default runs/<preset name>)")
+    parser.add_argument("--seed", type=int, help="experiment seed (default: the preset's)")
+    parser.add_argument("--seeds", type=int, help="models trained per run")
+    parser.add_argument("--steps", type=int, help="most training steps")
+    parser.add_argument("--batch-size", type=int, help="training sequences per step")
+    parser.add_argument("--optimizer", choices=OPTIMIZERS, help="update rule")
+    parser.add_argument("--lr", type=float, help="learning rate")
+    parser.add_argument("--hidden", type=int, help="units per cell")
+    parser.add_argument("--lengths", type=runs.parse_lengths, help="e.g. 'adding=100,200;copy=100'")
+    parser.add_argument("--no-progress", action="store_true", help="no progress lines")
+    parser.add_argument("--replot", action="store_true", help="redraw the plots and report of an existing --out")
+    parser.add_argument("--resume", action="store_true", help="keep the finished runs of an interrupted --out")
+
+
+def apply_common_arguments(config, args: argparse.Namespace, parser: argparse.ArgumentParser):
+    """``config`` with the overrides given in ``args``; an override the config has no field for is an error."""
+    train = config.train
+    for field, value in (("seeds", args.seeds), ("steps", args.steps), ("batch_size", args.batch_size)):
+        if value is not None:
+            train = dataclasses.replace(train, **{field: value})
+    if args.optimizer is not None or args.lr is not None:
+        opt = train.optimizer
+        lr = opt.learning_rate if args.lr is None else args.lr
+        train = dataclasses.replace(train, optimizer=dataclasses.replace(opt, name=args.optimizer or opt.name,
+                                                                         learning_rate=lr))  # fmt: skip
+    changes = {"train": train}
+    if args.seed is not None:
+        changes["seed"] = args.seed
+    fields = {f.name for f in dataclasses.fields(config)}
+    for option, field, value in (("--hidden", "hidden_size", args.hidden), ("--lengths", "lengths", args.lengths)):
+        if value is None:
+            continue
+        if field not in fields:
+            parser.error(f"{option}: this experiment has no {field} to override")
+        changes[field] = value
+    return dataclasses.replace(config, **changes)
+
+
+def replot(out: pathlib.Path, findings: Callable, make_plots: Callable, report: Callable) -> dict:
+    """Redraws the plots and ``report.md`` of the run folder ``out`` from its ``results.json``."""
+    results = json.loads((pathlib.Path(out) / "results.json").read_text())
+    results["findings"] = findings(results)
+    make_plots(results, out)
+    runs.atomic_write(pathlib.Path(out) / "report.md", report(results))
+    print(f"Redrew the plots and report.md of {out}/")
+    return results
+
+
+def main(
+    argv,
+    *,
+    description: str,
+    presets: dict,
+    run_experiment: Callable,
+    findings: Callable,
+    make_plots: Callable,
+    report: Callable,
+    add_arguments: Callable | None = None,
+    configure: Callable | None = None,
+) -> dict:
+    """Parses ``argv`` and runs (or, with ``--replot``, redraws) one experiment; returns its results.
+
+    Args:
+        argv: the arguments (``None``: ``sys.argv[1:]``).
+        description: the ``--help`` text's first line.
+        presets: ``{name: config}``.
+        run_experiment, findings, make_plots, report: the experiment's functions (module docstring).
+        add_arguments: ``add_arguments(parser)`` adds the experiment's own options.
+        configure: ``configure(config, args, parser) -> config`` applies them.
+    """
+    parser = argparse.ArgumentParser(description=description)
+    add_common_arguments(parser, presets)
+    if add_arguments is not None:
+        add_arguments(parser)
+    args = parser.parse_args(argv)
+    if args.replot:
+        if args.out is None:
+            parser.error("--replot needs --out, the run folder to redraw")
+        return replot(args.out, findings, make_plots, report)
+    config = apply_common_arguments(presets[args.preset], args, parser)
+    if configure is not None:
+        config = configure(config, args, parser)
+    out = args.out or pathlib.Path("runs") / config.name
+    results = run_experiment(config, out, progress=not args.no_progress, resume=args.resume)
+    print(report(results), file=sys.stdout)
+    print(f"\nWrote {out}/ (results.json, report.md, plots)")
+    return results

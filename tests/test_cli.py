@@ -1,0 +1,63 @@
+"""The experiments' shared command line: presets, overrides that name what they change, --replot."""
+
+import argparse
+import dataclasses
+import json
+
+import pytest
+
+from rnnlab import cli, protocols
+from rnnlab.train import OptimizerConfig
+
+
+@dataclasses.dataclass(frozen=True)
+class _Config:
+    name: str
+    seed: int
+    train: protocols.TrainSettings
+    lengths: dict
+
+
+_PRESET = _Config("demo", 0, protocols.TrainSettings(optimizer=OptimizerConfig("adam", learning_rate=0.1)), {"a": (5,)})
+
+
+def _parse(*argv):
+    parser = argparse.ArgumentParser()
+    cli.add_common_arguments(parser, ["quick"])
+    return parser, parser.parse_args(argv)
+
+
+def test_overrides_replace_only_what_is_given():
+    parser, args = _parse("--seeds", "3", "--lr", "0.5", "--seed", "7", "--lengths", "a=10,20")
+    config = cli.apply_common_arguments(_PRESET, args, parser)
+    assert (config.train.seeds, config.seed, config.lengths) == (3, 7, {"a": (10, 20)})
+    assert config.train.optimizer == OptimizerConfig("adam", learning_rate=0.5)
+    assert config.train.steps == _PRESET.train.steps
+    parser, args = _parse("--optimizer", "rmsprop")
+    assert cli.apply_common_arguments(_PRESET, args, parser).train.optimizer.learning_rate == 0.1
+
+
+def test_an_override_the_experiment_has_no_field_for_is_an_error(capsys):
+    parser, args = _parse("--hidden", "8")
+    with pytest.raises(SystemExit):
+        cli.apply_common_arguments(_PRESET, args, parser)
+    assert "--hidden: this experiment has no hidden_size to override" in capsys.readouterr().err
+
+
+def test_replot_recomputes_findings_and_redraws(tmp_path):
+    (tmp_path / "results.json").write_text(json.dumps({"runs": [1, 2]}))
+    drawn = []
+    results = cli.main(
+        ["--replot", "--out", str(tmp_path)], description="demo", presets={"quick": _PRESET},
+        run_experiment=None, findings=lambda r: {"count": len(r["runs"])},
+        make_plots=lambda r, out: drawn.append(out), report=lambda r: f"count {r['findings']['count']}",
+    )  # fmt: skip
+    assert results["findings"] == {"count": 2} and drawn == [tmp_path]
+    assert (tmp_path / "report.md").read_text() == "count 2"
+
+
+def test_replot_needs_out(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["--replot"], description="demo", presets={"quick": _PRESET}, run_experiment=None,
+                 findings=None, make_plots=None, report=None)  # fmt: skip
+    assert "--replot needs --out" in capsys.readouterr().err
