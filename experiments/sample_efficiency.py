@@ -118,15 +118,17 @@ PRESETS = {
         seed=0,
         train=_settings(3, 32, 3000, 50, 2560, 3e-3),
     ),
-    # The paper's three lengths.
+    # The paper's three lengths, with chrono init (forget bias 1 never met the rule at T = 100 in the
+    # quick preset's 96,000 sequences; at T = 500 and 1000 its full budget would take hours here).
+    # 256,000 sequences: beyond the paper's count at T = 100 and 500, not at T = 1000.
     "full": Config(
         name="sample_efficiency-full",
         lengths={TASK: (100, 500, 1000)},
-        inits=tuple(INITS),
+        inits=("chrono",),
         hidden_size=32,
         chrono_factor=1.0,
         seed=0,
-        train=_settings(3, 32, 4000, 50, 2560, 3e-3),
+        train=_settings(3, 32, 8000, 50, 2560, 3e-3),
     ),
     # For the test suite: seconds.
     "tiny": Config(
@@ -251,6 +253,7 @@ def findings(results: dict) -> dict:
             median = float(np.median(seqs)) if seqs else None
             pub = e["published_sequences"]
             out[f"T={n} {init}"] = {
+                "label": f"T = {n}, {INITS[init]}",
                 "met_rule": f"{e['met_rule']}/{e['seeds']}",
                 "median_sequences": median,
                 "published": pub,
@@ -305,11 +308,15 @@ def make_plots(results: dict, out: pathlib.Path) -> list[pathlib.Path]:
     # 2. Validation error rate against training sequences, one panel per T.
     fig, axes = plt.subplots(1, len(lengths), figsize=(4.2 * len(lengths), 3.6), squeeze=False, layout="constrained")
     for ax, n in zip(axes[0], lengths):
-        curves, steps = {}, None
+        loaded = {}
         for init in inits:
             with np.load(out / "runs" / f"{run_name(n, init)}.npz", allow_pickle=False) as z:
-                curves[INITS[init]] = z["eval.error_rate"]
-                steps = z["eval_step"]
+                loaded[INITS[init]] = (z["eval_step"], z["eval.error_rate"])
+        # Runs end when all their seeds met the rule: pad the shorter curves with NaN (not drawn).
+        steps = max((s for s, _ in loaded.values()), key=len)
+        curves = {
+            k: np.pad(c, ((0, len(steps) - len(c)), (0, 0)), constant_values=np.nan) for k, (_, c) in loaded.items()
+        }
         plots.learning_curves(ax, steps * cfg["train"]["batch_size"], curves, ylabel="validation sequences wrong",
                               log=False, title=f"T = {n}")  # fmt: skip
         ax.set_xlabel("training sequences")
@@ -369,7 +376,7 @@ def report(results: dict) -> str:
                 f"{'n/a' if pub is None else f'{pub:,}'} | {'n/a' if pub_wrong is None else f'{pub_wrong} of 2560'} |"
             )
     lines += ["", "## Verdict", ""]
-    for key, f in results["findings"].items():
+    for f in results["findings"].values():
         if f["published"] is None:
             continue
         if f["median_sequences"] is None:
@@ -384,7 +391,7 @@ def report(results: dict) -> str:
                 f"{f['met_rule']} seeds met the rule, median {f['median_sequences']:,.0f} sequences: {word} than the "
                 f"paper's {f['published']:,} ({f['ratio_to_published']:.2g}x)"
             )
-        lines.append(f"- {key}: {said}.")
+        lines.append(f"- {f['label']}: {said}.")
     lines += [
         "",
         "Figures: `sequences.png`, `learning_curves.png`.",

@@ -151,6 +151,7 @@ def train_on_task(
     progress=True,
     label=None,
     watch: Callable | None = None,
+    learning_rates=None,
 ) -> TaskRun:
     """Trains ``settings.seeds`` models ``cell`` + linear readout on ``task`` at ``length``.
 
@@ -166,6 +167,10 @@ def train_on_task(
             :func:`~rnnlab.models.sequence_model`'s, the cell's under ``params.core``), recorded
             at every training step as ``history["train/<name>"]`` ``(S, N)`` on the parameters that
             step's gradient is taken at; e.g. the largest singular value of the recurrent matrix.
+        learning_rates: optional peak learning rates ``(K,)`` to train side by side, each with
+            every seed: the models are then ``seeds x K``, seed-major (model ``s * K + k`` is seed
+            ``s`` at ``learning_rates[k]``; the K models of one seed share its initialization and
+            training batches), and every ``(N,)`` array of the result has ``N = seeds * K``.
 
     Returns:
         A :class:`TaskRun`.
@@ -187,7 +192,14 @@ def train_on_task(
     optimizer = make_optimizer(settings.optimizer)
     keys = run_keys(seed, task.name, length)
     model_keys = jax.random.split(keys["models"], settings.seeds)
-    states = init_seeds(lambda k: model.init(k, task.input_size), model_keys, optimizer)
+    lrs = None
+    if learning_rates is not None:
+        rates = np.asarray(learning_rates, np.float64)
+        if rates.ndim != 1 or rates.size == 0 or not np.all(np.isfinite(rates) & (rates > 0)):
+            raise ValueError(f"train_on_task: learning_rates must be a non-empty 1-D list of numbers > 0; got {rates}")
+        model_keys = jax.numpy.repeat(model_keys, rates.size, axis=0)
+        lrs = np.tile(rates, settings.seeds)
+    states = init_seeds(lambda k: model.init(k, task.input_size), model_keys, optimizer, learning_rates=lrs)
     metric = "mse" if task.kind == "regression" else "cross_entropy"
     baseline = float(task.baseline(length))
 

@@ -75,3 +75,22 @@ def test_stop_metric_stops_each_model_on_its_own_rule():
     never = dataclasses.replace(settings, steps=30, stop_target=-1.0)
     run = protocols.train_on_task(cells.gru(4), tasks.get("adding_hs97"), 20, never, progress=False)
     assert run.steps == 30 and np.all(run.solved_step == -1)
+
+
+def test_learning_rates_train_a_grid_of_rates_for_every_seed():
+    settings = dataclasses.replace(SETTINGS, steps=15)
+    task = tasks.get("adding")
+    run = protocols.train_on_task(cells.gru(4), task, 8, settings, progress=False, learning_rates=[1e-3, 1e-1])
+    assert run.test["mse"].shape == (4,) and run.history["eval/mse"].shape[1] == 4
+    # Seed-major: models 0 and 1 are seed 0 (same init), at rates 1e-3 and 1e-1.
+    init = run.init_params.core.recurrent_kernel
+    np.testing.assert_array_equal(init[0], init[1])
+    assert not np.array_equal(init[0], init[2])
+    # Adam's first update has a norm proportional to the learning rate.
+    update = run.history["train/update_norm"][0]
+    np.testing.assert_allclose(update[1::2] / update[0::2], 100.0, rtol=1e-3)
+    # The seed-0 models see the same batches: the same first-step loss.
+    loss = run.history["train/loss"][0]
+    assert loss[0] == loss[1] and loss[2] == loss[3] and loss[0] != loss[2]
+    with pytest.raises(ValueError, match=r"learning_rates must be a non-empty 1-D list of numbers > 0"):
+        protocols.train_on_task(cells.gru(4), task, 8, settings, progress=False, learning_rates=[0.1, -1.0])

@@ -1,0 +1,445 @@
+r"""The LSTM search space: vanilla LSTM, Greff et al.'s eight variants, GRU, MGU and the 1997 LSTM side by side.
+
+Run (from the repository root):
+
+    .venv/bin/python experiments/lstm_variants.py --preset quick            # a few minutes on a 2-core CPU
+    .venv/bin/python experiments/lstm_variants.py --preset full --out runs/lv-full
+
+Greff, Srivastava, Koutník, Steunebrink & Schmidhuber (2017, "LSTM: A Search Space Odyssey") compare
+the vanilla LSTM (input, forget and output gates, peepholes, tanh input and output activations)
+with eight variants that each change one thing: NIG (no input gate, i = 1), NFG (no forget gate,
+f = 1), NOG (no output gate, o = 1), NIAF (no input activation), NOAF (no output activation), NP (no
+peepholes), CIFG (coupled input and forget gate, i = 1 - f) and FGR (full gate recurrence). Here
+they are joined by the GRU in both published forms (reset before or after the recurrent matmul),
+the MGU, and the 1997 LSTM (no forget gate, no peepholes).
+
+For every (task, architecture), ``lr_trials`` peak learning rates are drawn log-uniformly from
+``lr_range`` (the same draws for every architecture) and each is trained with ``seeds`` seeds, all
+``seeds x lr_trials`` models in one program. An architecture's score on a task is its test metric
+at its best learning rate (lowest median validation score over seeds), with the spread over
+seeds; each architecture is compared with the vanilla LSTM at their best rates by Welch's t-test
+over seeds, as Greff et al. do over their best trials.
+
+Writes ``runs/<name>/`` (``--out`` to change): ``config.json``, ``results.json``, per-run arrays
+under ``runs/``, PNG plots and ``report.md``. The same ``--seed`` gives the same numbers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import pathlib
+import time
+
+import numpy as np
+
+import rnnlab
+from rnnlab import cli, protocols, runs, tasks
+from rnnlab.train import OptimizerConfig
+
+# Architecture id -> (label, factory of hidden_size).
+CELLS = {
+    "vanilla": ("vanilla LSTM", lambda h: rnnlab.cells.lstm(h, variant="vanilla")),
+    **{v: (v, lambda h, v=v: rnnlab.cells.lstm(h, variant=v))
+       for v in ("NIG", "NFG", "NOG", "NIAF", "NOAF", "NP", "CIFG", "FGR")},  # fmt: skip
+    "original": ("LSTM 1997 (no forget gate)", lambda h: rnnlab.cells.lstm(h, variant="original")),
+    "gru": ("GRU (reset after)", lambda h: rnnlab.cells.gru(h, reset_after=True)),
+    "gru_cho": ("GRU (Cho 2014, reset before)", lambda h: rnnlab.cells.gru(h, reset_after=False)),
+    "mgu": ("MGU", lambda h: rnnlab.cells.mgu(h)),
+}
+
+# The score each task is ranked by (lower is better) and how it is named in the report.
+SCORES = {
+    "regression": ("mse", "test MSE"),
+    "classification": ("error_rate", "test error rate (sequences wrong)"),
+}
+
+PUBLISHED = (
+    "Greff et al. 2017 (TIMIT, IAM Online, JSB Chorales; 200 random-search trials per variant and dataset): no "
+    "variant improves significantly on the vanilla LSTM; removing the forget gate (NFG) or the output activation "
+    "(NOAF) hurts most; coupling the input and forget gates (CIFG) and dropping the peepholes (NP) do not hurt "
+    "significantly and simplify the cell; the learning rate is the most important hyperparameter."
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """One run of the experiment.
+
+    Attributes:
+        name: the run folder's name under ``runs/``.
+        lengths: ``{task name: (length,)}``: one length per task.
+        cells: ids from :data:`CELLS`.
+        hidden_size: units of every architecture.
+        lr_trials: learning rates drawn per task (the same for every architecture).
+        lr_range: ``(low, high)`` of the log-uniform draw.
+        seed: the experiment seed (the learning-rate draws come from it too).
+        train: how each model is trained and scored (its learning rate is replaced by the draws).
+    """
+
+    name: str
+    lengths: dict[str, tuple[int, ...]]
+    cells: tuple[str, ...]
+    hidden_size: int
+    lr_trials: int
+    lr_range: tuple[float, float]
+    seed: int
+    train: protocols.TrainSettings
+
+    def __post_init__(self):
+        unknown = sorted(set(self.cells) - set(CELLS))
+        if unknown or not self.cells:
+            raise ValueError(f"Config: unknown cell(s) {unknown}; choose from {list(CELLS)}")
+        if "vanilla" not in self.cells:
+            raise ValueError("Config: cells must include 'vanilla', the reference every variant is compared with")
+        if not self.lengths:
+            raise ValueError("Config: lengths must name at least one task")
+        for task, lengths in self.lengths.items():
+            t = tasks.get(task)
+            if len(lengths) != 1 or not isinstance(lengths[0], int) or lengths[0] < t.min_length:
+                raise ValueError(f"Config: lengths[{task!r}] must be one int >= {t.min_length}; got {lengths!r}")
+        rnnlab._checks.positive_int("Config", "hidden_size", self.hidden_size)
+        rnnlab._checks.positive_int("Config", "lr_trials", self.lr_trials)
+        low, high = self.lr_range
+        if not 0 < low <= high:
+            raise ValueError(f"Config: lr_range must be (low, high) with 0 < low <= high; got {self.lr_range!r}")
+        if not isinstance(self.seed, int):
+            raise TypeError(f"Config: seed must be an int; got {self.seed!r}")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def learning_rates(self, task: str) -> np.ndarray:
+        """The ``lr_trials`` rates of ``task``: log-uniform in ``lr_range``, sorted, the same for every cell."""
+        rng = np.random.default_rng([self.seed, *task.encode()])
+        low, high = np.log(self.lr_range[0]), np.log(self.lr_range[1])
+        return np.sort(np.exp(rng.uniform(low, high, self.lr_trials)))
+
+
+def _settings(seeds, batch, steps, every, eval_size, test_size):
+    return protocols.TrainSettings(
+        seeds=seeds, batch_size=batch, steps=steps, eval_every=every, eval_size=eval_size, test_size=test_size,
+        grad_size=min(16, eval_size), optimizer=OptimizerConfig("adam", learning_rate=1e-3, clip="global_norm",
+                                                                clip_value=1.0),
+    )  # fmt: skip
+
+
+PRESETS = {
+    # A few minutes on a 2-core CPU: the variants Greff et al. single out, on temporal order.
+    "quick": Config(
+        name="lstm_variants-quick",
+        lengths={"temporal_order": (60,)},
+        cells=("vanilla", "NFG", "NOAF", "NP", "CIFG", "gru"),
+        hidden_size=16,
+        lr_trials=2,
+        lr_range=(3e-3, 3e-2),
+        seed=0,
+        train=_settings(5, 32, 600, 100, 256, 512),
+    ),
+    # Every architecture on two tasks of different kinds.
+    "full": Config(
+        name="lstm_variants-full",
+        lengths={"temporal_order": (100,), "adding": (100,)},
+        cells=tuple(CELLS),
+        hidden_size=32,
+        lr_trials=4,
+        lr_range=(1e-3, 3e-2),
+        seed=0,
+        train=_settings(5, 32, 1500, 100, 256, 1024),
+    ),
+    # For the test suite: seconds.
+    "tiny": Config(
+        name="lstm_variants-tiny",
+        lengths={"temporal_order": (20,)},
+        cells=("vanilla", "CIFG"),
+        hidden_size=4,
+        lr_trials=2,
+        lr_range=(1e-3, 1e-2),
+        seed=0,
+        train=_settings(2, 8, 20, 10, 16, 32),
+    ),
+}
+
+
+def _best_validation(curve: np.ndarray) -> np.ndarray:
+    """Per model, the lowest finite validation score of an ``(E, N)`` curve (inf if none)."""
+    finite = np.where(np.isfinite(curve), curve, np.inf)
+    return finite.min(axis=0)
+
+
+def best_rate(val: np.ndarray) -> int:
+    """The learning rate (column of ``val (seeds, K)``) with the lowest median best validation score.
+
+    Example:
+        >>> best_rate(np.array([[0.5, 0.2, 0.9], [0.4, 0.3, 0.1], [0.6, 0.25, 0.8]]))
+        1
+    """
+    return int(np.argmin(np.median(val, axis=0)))
+
+
+def welch(a, b) -> dict:
+    """Welch's t-test of ``a`` against ``b`` (finite entries): ``{"t", "p"}``; ``p`` is two-sided.
+
+    ``None`` where either side has fewer than two finite values or both have no spread.
+    """
+    import warnings
+
+    from scipy import stats
+
+    a, b = (np.asarray(x, np.float64) for x in (a, b))
+    a, b = a[np.isfinite(a)], b[np.isfinite(b)]
+    if a.size < 2 or b.size < 2 or (a.std() == 0 and b.std() == 0):
+        return {"t": None, "p": None}
+    with warnings.catch_warnings():  # one side without spread is a valid (if weak) test
+        warnings.simplefilter("ignore", RuntimeWarning)
+        t, p = stats.ttest_ind(a, b, equal_var=False)
+    return {"t": float(t), "p": float(p)}
+
+
+def summarize(run: protocols.TaskRun, config: Config, task, cell_id: str, lrs: np.ndarray) -> tuple:
+    """The results.json entry of one (task, cell), and the arrays kept in its ``.npz``."""
+    score, _ = SCORES[task.kind]
+    k, s = lrs.size, config.train.seeds
+    test = run.test[score].reshape(s, k)  # seed-major: model s * K + j is seed s at rate j
+    val = _best_validation(run.history[f"eval/{score}"]).reshape(s, k)
+    j = best_rate(val)
+    entry = {
+        "task": task.name,
+        "length": config.lengths[task.name][0],
+        "cell": cell_id,
+        "score": score,
+        "baseline": run.baseline,
+        "learning_rates": lrs,
+        "best_lr": float(lrs[j]),
+        "best_lr_index": j,
+        "test": {**runs.seed_stats(test[:, j]), "per_seed": test[:, j]},
+        "test_median_by_lr": np.median(test, axis=0),
+        "val_median_by_lr": np.median(val, axis=0),
+        "solved_at_best_lr": int(run.solved.reshape(s, k)[:, j].sum()),
+        "diverged": int(np.sum(run.diverged_step >= 0)),
+        "seeds": s,
+        "steps_run": run.steps,
+        "seconds": run.seconds,
+    }
+    arrays = {"eval_step": run.history["eval_step"], f"eval.{score}": run.history[f"eval/{score}"], "test": test,
+              "val_best": val}  # fmt: skip
+    return entry, arrays
+
+
+def run_name(task: str, cell_id: str) -> str:
+    return f"{task}_{cell_id}"
+
+
+def run_experiment(config: Config, out: pathlib.Path, *, progress: bool = True, resume: bool = False) -> dict:
+    """Runs every (task, cell) of ``config``, writing the run folder as results come in (see ``--resume``)."""
+    out = pathlib.Path(out)
+    start = time.perf_counter()
+    results = {
+        "experiment": "lstm_variants",
+        "config": config.to_dict(),
+        "machine": runs.machine_info(),
+        "published": PUBLISHED,
+        "learning_rates": {t: config.learning_rates(t) for t in config.lengths},
+        "runs": [],
+    }
+    kept = {}
+    previous = runs.previous_results(out, config.to_dict()) if resume else None
+    if previous is not None:
+        kept = {run_name(e["task"], e["cell"]): e for e in previous["runs"]}
+        start -= previous.get("elapsed_s", 0.0)
+    runs.write_json(out / "config.json", config.to_dict())
+    grid = [(t, c) for t in config.lengths for c in config.cells]
+    for n, (task_name, cell_id) in enumerate(grid):
+        name = run_name(task_name, cell_id)
+        if name in kept:
+            results["runs"].append(kept[name])
+            continue
+        task, lrs = tasks.get(task_name), config.learning_rates(task_name)
+        length = config.lengths[task_name][0]
+        cell = CELLS[cell_id][1](config.hidden_size)
+        run = protocols.train_on_task(
+            cell, task, length, config.train, seed=config.seed, progress=progress, learning_rates=lrs,
+            label=f"[{n + 1}/{len(grid)}] {task_name} T={length} {CELLS[cell_id][0]}",
+        )  # fmt: skip
+        entry, arrays = summarize(run, config, task, cell_id, lrs)
+        results["runs"].append(entry)
+        runs.write_npz(out / "runs" / f"{name}.npz", **arrays)
+        results["elapsed_s"] = time.perf_counter() - start
+        runs.write_json(out / "results.json", results)  # partial results survive an interruption
+    results["elapsed_s"] = time.perf_counter() - start
+    results["findings"] = findings(results)
+    runs.write_json(out / "results.json", results)
+    make_plots(results, out)
+    runs.atomic_write(out / "report.md", report(results))
+    return results
+
+
+def _entry(results: dict, task: str, cell_id: str) -> dict:
+    return next(e for e in results["runs"] if (e["task"], e["cell"]) == (task, cell_id))
+
+
+def findings(results: dict, alpha: float = 0.05) -> dict:
+    """Per task: every architecture against the vanilla LSTM (Welch's t-test over seeds at the best rates)."""
+    cfg = results["config"]
+    out = {}
+    for task in cfg["lengths"]:
+        ref = _entry(results, task, "vanilla")
+        per = {}
+        for c in cfg["cells"]:
+            e = _entry(results, task, c)
+            test = e["test"]
+            mean, ref_mean = test["mean"], ref["test"]["mean"]
+            w = {"p": None} if c == "vanilla" else welch(_floats(test["per_seed"]), _floats(ref["test"]["per_seed"]))
+            if c == "vanilla" or w["p"] is None or w["p"] >= alpha:
+                verdict = "reference" if c == "vanilla" else "no significant difference"
+            else:
+                verdict = "worse" if mean > ref_mean else "better"
+            per[c] = {"mean": mean, "std": test["std"], "p_vs_vanilla": w["p"], "verdict": verdict}
+        ranked = sorted(cfg["cells"], key=lambda c: math.inf if per[c]["mean"] is None else per[c]["mean"])
+        out[task] = {"by_cell": per, "ranking": ranked, "alpha": alpha}
+    return out
+
+
+def _floats(xs) -> np.ndarray:
+    return np.asarray([np.nan if x is None else x for x in xs], np.float64)
+
+
+def make_plots(results: dict, out: pathlib.Path) -> list[pathlib.Path]:
+    """Writes ``variants.png`` (score per architecture with spread) and ``learning_rates.png``."""
+    from rnnlab import plots
+
+    plt = plots.pyplot()
+    cfg = results["config"]
+    out = pathlib.Path(out)
+    task_names = list(cfg["lengths"])
+    written = []
+    fig, axes = plt.subplots(1, len(task_names), figsize=(6 * len(task_names), 0.45 * len(cfg["cells"]) + 1.6),
+                             squeeze=False, layout="constrained")  # fmt: skip
+    for ax, task in zip(axes[0], task_names):
+        f = results["findings"][task]
+        order = f["ranking"][::-1]  # best at the top
+        for y, c in enumerate(order):
+            e = _entry(results, task, c)
+            vals = _floats(e["test"]["per_seed"])
+            color = {"worse": "tab:red", "better": "tab:green"}.get(f["by_cell"][c]["verdict"], "tab:blue")
+            ax.plot(vals, np.full(vals.size, y), "o", color=color, alpha=0.6, ms=4)
+            if e["test"]["mean"] is not None:
+                ax.plot([e["test"]["mean"]], [y], "|", color="k", ms=14, mew=2)
+        ax.set_yticks(range(len(order)))
+        ax.set_yticklabels([CELLS[c][0] for c in order])
+        ref = _entry(results, task, "vanilla")["test"]["mean"]
+        if ref is not None:
+            ax.axvline(ref, color="gray", ls=":", lw=1)
+        base = _entry(results, task, "vanilla")["baseline"]
+        score = SCORES["regression" if _entry(results, task, "vanilla")["score"] == "mse" else "classification"][1]
+        ax.set_xlabel(score + ("" if score.endswith("wrong)") else f" (baseline {base:.3g})"))
+        ax.set_title(f"{task}, T = {cfg['lengths'][task][0]}: each seed at the best learning rate (| mean)",
+                     fontsize=9)  # fmt: skip
+        ax.grid(True, axis="x", alpha=0.3)
+    fig.suptitle("Architectures against the vanilla LSTM: red worse, green better (Welch p < 0.05), blue no difference")
+    written.append(runs.save_figure(fig, out / "variants.png"))
+
+    fig, axes = plt.subplots(1, len(task_names), figsize=(6 * len(task_names), 3.8), squeeze=False,
+                             layout="constrained")  # fmt: skip
+    palette = plots.colors([CELLS[c][0] for c in cfg["cells"]])
+    for ax, task in zip(axes[0], task_names):
+        for c in cfg["cells"]:
+            e = _entry(results, task, c)
+            ax.plot(e["learning_rates"], _floats(e["test_median_by_lr"]), "o-", color=palette[CELLS[c][0]],
+                    label=CELLS[c][0], lw=1, ms=3)  # fmt: skip
+        ax.set_xscale("log")
+        ax.set_xlabel("peak learning rate (Adam)")
+        ax.set_ylabel("median test score over seeds")
+        ax.set_title(task, fontsize=9)
+        ax.grid(True, alpha=0.3)
+    axes[0, -1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    fig.suptitle("Sensitivity to the learning rate")
+    written.append(runs.save_figure(fig, out / "learning_rates.png"))
+    return written
+
+
+def _fmt(x, digits=3) -> str:
+    return "n/a" if x is None or (isinstance(x, float) and not math.isfinite(x)) else f"{x:.{digits}g}"
+
+
+def report(results: dict) -> str:
+    """``report.md``: the table per task, the verdicts, and Greff et al.'s next to them."""
+    cfg = results["config"]
+    tr = cfg["train"]
+    m = results["machine"]
+    lines = [
+        "# The LSTM search space",
+        "",
+        f"Preset `{cfg['name']}`, seed {cfg['seed']}: every architecture has {cfg['hidden_size']} units and a linear "
+        f"readout; {cfg['lr_trials']} Adam learning rates per task drawn log-uniformly from "
+        f"[{cfg['lr_range'][0]:g}, {cfg['lr_range'][1]:g}] (the same for every architecture), each with "
+        f"{tr['seeds']} seeds; batch {tr['batch_size']}, at most {tr['steps']} steps, gradient norm clipped at "
+        f"{tr['optimizer']['clip_value']}, each model's best validation parameters kept. Score: the test metric at "
+        "the architecture's best learning rate (lowest median best validation score), mean ± standard deviation "
+        "over seeds; p: Welch's t-test against the vanilla LSTM at its best rate.",
+        "",
+        f"Ran in {results['elapsed_s'] / 60:.1f} minutes on {m['cpu']} ({m['cores']} cores, backend "
+        f"{m['backend']}), jax {m['versions'].get('jax', '?')}.",
+        "",
+    ]
+    for task, f in results["findings"].items():
+        ref = _entry(results, task, "vanilla")
+        score = SCORES["regression" if ref["score"] == "mse" else "classification"][1]
+        lines += [
+            f"## {task}, T = {cfg['lengths'][task][0]}",
+            "",
+            f"Ranked by {score} (lower is better); the task's baseline "
+            f"{'MSE' if ref['score'] == 'mse' else 'cross-entropy'} is {_fmt(ref['baseline'], 4)}.",
+            "",
+            "| architecture | score | best lr | p vs vanilla | verdict | solved at best lr |",
+            "|---|---|---|---|---|---|",
+        ]
+        for c in f["ranking"]:
+            e, v = _entry(results, task, c), f["by_cell"][c]
+            lines.append(
+                f"| {CELLS[c][0]} | {_fmt(v['mean'])} ± {_fmt(v['std'], 2)} | {e['best_lr']:.2g} | "
+                f"{_fmt(v['p_vs_vanilla'], 2)} | {v['verdict']} | {e['solved_at_best_lr']}/{e['seeds']} |"
+            )
+        lines.append("")
+    lines += ["## Against Greff et al.", ""]
+    for task, f in results["findings"].items():
+        by = f["by_cell"]
+        worse = [CELLS[c][0] for c in f["ranking"] if by[c]["verdict"] == "worse"]
+        better = [CELLS[c][0] for c in f["ranking"] if by[c]["verdict"] == "better"]
+        checks = []
+        if better:
+            checks.append(f"significantly better than vanilla: {', '.join(better)} (Greff: none)")
+        else:
+            checks.append("no architecture significantly better than vanilla (as Greff)")
+        for c, claim in (("NFG", "hurts"), ("NOAF", "hurts"), ("CIFG", "safe"), ("NP", "safe")):
+            if c in by:
+                got = by[c]["verdict"]
+                agrees = (got == "worse") if claim == "hurts" else (got != "worse")
+                checks.append(f"{c}: {got} (Greff: {'hurts' if claim == 'hurts' else 'no significant loss'}; "
+                              f"{'agrees' if agrees else 'disagrees'})")  # fmt: skip
+        tail = f". Worse than vanilla: {', '.join(worse)}." if worse else "."
+        lines.append(f"- {task}: " + "; ".join(checks) + tail)
+    lines += [
+        "",
+        f"With {tr['seeds']} seeds per architecture a t-test only detects large differences: \"no significant "
+        "difference\" is not evidence of equality.",
+        "",
+        "Figures: `variants.png`, `learning_rates.png`.",
+        "",
+        "## Published",
+        "",
+        PUBLISHED,
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv=None) -> dict:
+    return cli.main(
+        argv, description=__doc__.splitlines()[0], presets=PRESETS, run_experiment=run_experiment,
+        findings=findings, make_plots=make_plots, report=report,
+    )  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
