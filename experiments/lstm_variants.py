@@ -40,8 +40,10 @@ from rnnlab.train import OptimizerConfig
 # Architecture id -> (label, factory of hidden_size).
 CELLS = {
     "vanilla": ("vanilla LSTM", lambda h: rnnlab.cells.lstm(h, variant="vanilla")),
-    **{v: (v, lambda h, v=v: rnnlab.cells.lstm(h, variant=v))
-       for v in ("NIG", "NFG", "NOG", "NIAF", "NOAF", "NP", "CIFG", "FGR")},  # fmt: skip
+    **{
+        v: (v, lambda h, v=v: rnnlab.cells.lstm(h, variant=v))
+        for v in ("NIG", "NFG", "NOG", "NIAF", "NOAF", "NP", "CIFG", "FGR")
+    },  # fmt: skip
     "original": ("LSTM 1997 (no forget gate)", lambda h: rnnlab.cells.lstm(h, variant="original")),
     "gru": ("GRU (reset after)", lambda h: rnnlab.cells.gru(h, reset_after=True)),
     "gru_cho": ("GRU (Cho 2014, reset before)", lambda h: rnnlab.cells.gru(h, reset_after=False)),
@@ -421,8 +423,8 @@ def report(results: dict) -> str:
         lines.append(f"- {task}: " + "; ".join(checks) + tail)
     lines += [
         "",
-        f"With {tr['seeds']} seeds per architecture a t-test only detects large differences: \"no significant "
-        "difference\" is not evidence of equality.",
+        f'With {tr["seeds"]} seeds per architecture a t-test only detects large differences: "no significant '
+        'difference" is not evidence of equality.',
         "",
         "Figures: `variants.png`, `learning_rates.png`.",
         "",
