@@ -518,7 +518,8 @@ def report(results: dict) -> str:
                 lines.append(f"| {r:g} | {CLIPS[c][0]} | " + " | ".join(row) + " |")
         base = [_fmt(_entry(results, task, n, cfg["radii"][0], cfg["clips"][0])["baseline"], 4) for n in lengths]
         lines.append("| *baseline* | | " + " | ".join(base) + " |")
-        lines += ["", "Test loss: mean ± standard deviation over the seeds that did not diverge; max grad: the "
+        lines += ["", "Test loss: mean ± standard deviation over seeds, each scored with its parameters at its best "
+                  "validation loss (for a seed that diverged, the best before the divergence); max grad: the "
                   "largest gradient norm any seed met.", ""]  # fmt: skip
         longest = max(lengths)
         lines += [
