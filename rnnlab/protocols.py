@@ -52,8 +52,8 @@ class TrainSettings:
             when every model is finished (see :func:`rnnlab.fit.fit`).
         patience: evaluations without improvement after which a model is finished; None: never.
         stop_metric: the validation metric that picks each model's best parameters and stops it,
-            instead of the task's loss; any key of ``task.metric``, or ``"error_rate"``
-            (``1 - success_rate``, the share of sequences the task's success rule fails).
+            instead of the task's loss; any key of ``task.metric``, or ``"error_rate"`` (the share of
+            sequences the task's success rule fails, exactly 0 when none does).
         stop_target: with ``stop_metric``, a model is finished once that metric is <= this
             (e.g. ``stop_metric="error_rate", stop_target=0.0``: every validation sequence right).
     """
@@ -210,10 +210,10 @@ def train_on_task(
         return task.loss(outputs(params, batch, key), batch)
 
     def eval_fn(params, batch):
-        out = task.metric(outputs(params, batch), batch)
-        if "success_rate" in out:
-            out["error_rate"] = 1.0 - out["success_rate"]
-        return out
+        ys = outputs(params, batch)
+        # The share of sequences the task's success rule fails, counted (not 1 - success_rate,
+        # whose rounding could keep "none wrong" from reading exactly 0).
+        return {**task.metric(ys, batch), "error_rate": jax.numpy.mean(~task.success(ys, batch), dtype=ys.dtype)}
 
     result = fit(
         loss_fn,
