@@ -33,16 +33,15 @@ histories under ``runs/``, PNG plots and ``report.md``. The same ``--seed`` give
 from __future__ import annotations
 
 import dataclasses
-import math
 import pathlib
-import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 import rnnlab
-from rnnlab import cli, diagnostics, protocols, runs, tasks
+from rnnlab import cli, diagnostics, experiment, protocols, runs, tasks
+from rnnlab.experiment import fmt
 from rnnlab.train import OptimizerConfig
 
 # Clip id -> (label, optax clip name for OptimizerConfig). Thresholds are in Config.
@@ -278,52 +277,28 @@ def run_name(task: str, length: int, radius: float, clip: str) -> str:
 
 
 def run_experiment(config: Config, out: pathlib.Path, *, progress: bool = True, resume: bool = False) -> dict:
-    """Runs every (task, length, radius, clip) of ``config``, writing the run folder as results come in.
+    """Runs every (task, length, radius, clip) of ``config`` into the run folder ``out``
+    (:func:`rnnlab.experiment.run_grid`; ``resume`` keeps the finished runs of an interrupted one)."""
 
-    With ``resume``, the runs already in ``out/results.json`` (from an interrupted run of the same
-    config) are kept and not run again.
-    """
-    out = pathlib.Path(out)
-    start = time.perf_counter()
-    results = {
-        "experiment": "exploding_gradients",
-        "config": config.to_dict(),
-        "machine": runs.machine_info(),
-        "published": PUBLISHED,
-        "solve_rule": f"a seed solves a task when its test loss <= {config.train.solve_fraction} x the baseline",
-        "runs": [],
-    }
-    kept = {}
-    path = out / "results.json"
-    previous = runs.previous_results(out, config.to_dict()) if resume else None
-    if previous is not None:
-        kept = {run_name(e["task"], e["length"], e["radius"], e["clip"]): e for e in previous["runs"]}
-        start -= previous.get("elapsed_s", 0.0)
-    runs.write_json(out / "config.json", config.to_dict())
-    grid = [(t, n, r, c) for t, ns in config.lengths.items() for n in ns for r in config.radii for c in config.clips]
-    for k, (task_name, length, radius, clip) in enumerate(grid):
-        name = run_name(task_name, length, radius, clip)
-        if name in kept:
-            results["runs"].append(kept[name])
-            continue
+    def run_one(point, k, n):
+        task_name, length, radius, clip = point
         task = tasks.get(task_name)
         cell = cell_for(config, radius)
         settings = dataclasses.replace(config.train, optimizer=config.optimizer(clip))
         run = protocols.train_on_task(
             cell, task, length, settings, seed=config.seed, progress=progress, watch=sigma_max,
-            label=f"[{k + 1}/{len(grid)}] {task_name} T={length} r={radius:g} {CLIPS[clip][0]}",
+            label=f"[{k + 1}/{n}] {task_name} T={length} r={radius:g} {CLIPS[clip][0]}",
         )  # fmt: skip
-        entry, arrays = summarize(run, config, cell, task, length, radius, clip)
-        results["runs"].append(entry)
-        runs.write_npz(out / "runs" / f"{name}.npz", **arrays)
-        results["elapsed_s"] = time.perf_counter() - start
-        runs.write_json(path, results)  # partial results survive an interruption
-    results["elapsed_s"] = time.perf_counter() - start
-    results["findings"] = findings(results)
-    runs.write_json(path, results)
-    make_plots(results, out)
-    runs.atomic_write(out / "report.md", report(results))
-    return results
+        return summarize(run, config, cell, task, length, radius, clip)
+
+    grid = [(t, n, r, c) for t, ns in config.lengths.items() for n in ns for r in config.radii for c in config.clips]
+    rule = f"a seed solves a task when its test loss <= {config.train.solve_fraction} x the baseline"
+    return experiment.run_grid(
+        config.to_dict(), out, experiment="exploding_gradients", grid=grid, name_of=lambda point: run_name(*point),
+        entry_name=lambda e: run_name(e["task"], e["length"], e["radius"], e["clip"]), run_one=run_one,
+        findings=findings, make_plots=make_plots, report=report, header={"published": PUBLISHED, "solve_rule": rule},
+        resume=resume,
+    )  # fmt: skip
 
 
 def _entry(results: dict, task: str, length: int, radius: float, clip: str) -> dict | None:
@@ -449,16 +424,11 @@ def make_plots(results: dict, out: pathlib.Path) -> list[pathlib.Path]:
     return written
 
 
-def _fmt(x, digits=3) -> str:
-    return "n/a" if x is None or (isinstance(x, float) and not math.isfinite(x)) else f"{x:.{digits}g}"
-
-
 def report(results: dict) -> str:
     """``report.md``: the findings in numbers, next to the published ones."""
     cfg = results["config"]
     tr = cfg["train"]
     opt = tr["optimizer"]
-    m = results["machine"]
     f = results["findings"]
     lines = [
         "# Exploding gradients and clipping in tanh RNNs",
@@ -471,8 +441,7 @@ def report(results: dict) -> str:
         f"(before clipping) is at least {cfg['cliff_factor']:g} x the median of the 20 steps before it; "
         "lambda_1(U) is recorded at every step, on the parameters that step's gradient is taken at.",
         "",
-        f"Ran in {results['elapsed_s'] / 60:.1f} minutes on {m['cpu']} ({m['cores']} cores, backend "
-        f"{m['backend']}), jax {m['versions'].get('jax', '?')}.",
+        experiment.machine_line(results),
         "",
         "## Cliffs against lambda_1(U)",
         "",
@@ -513,10 +482,10 @@ def report(results: dict) -> str:
                     t, g = e["test_metric"], e["grad_norm_max"]
                     row.append(
                         f"{round(e['success_rate'] * e['seeds'])}/{e['seeds']} solved, {e['diverged']} NaN, "
-                        f"{e['metric']} {_fmt(t['mean'])} ± {_fmt(t['std'], 2)}, max grad {_fmt(g['max'], 2)}"
+                        f"{e['metric']} {fmt(t['mean'])} ± {fmt(t['std'], 2)}, max grad {fmt(g['max'], 2)}"
                     )
                 lines.append(f"| {r:g} | {CLIPS[c][0]} | " + " | ".join(row) + " |")
-        base = [_fmt(_entry(results, task, n, cfg["radii"][0], cfg["clips"][0])["baseline"], 4) for n in lengths]
+        base = [fmt(_entry(results, task, n, cfg["radii"][0], cfg["clips"][0])["baseline"], 4) for n in lengths]
         lines.append("| *baseline* | | " + " | ".join(base) + " |")
         lines += ["", "Test loss: mean ± standard deviation over seeds, each scored with its parameters at its best "
                   "validation loss (for a seed that diverged, the best before the divergence); max grad: the "
@@ -533,8 +502,8 @@ def report(results: dict) -> str:
                 e = _entry(results, task, longest, r, c)
                 j = e["jacobian_top_sv_by_lag"]
                 lines.append(
-                    f"| {r:g} | {CLIPS[c][0]} | {_fmt(j['init']['mean'])} | {_fmt(j['trained']['mean'])} | "
-                    f"{_fmt(e['sigma_max_init']['mean'])} | {_fmt(e['sigma_max_final']['mean'])} |"
+                    f"| {r:g} | {CLIPS[c][0]} | {fmt(j['init']['mean'])} | {fmt(j['trained']['mean'])} | "
+                    f"{fmt(e['sigma_max_init']['mean'])} | {fmt(e['sigma_max_final']['mean'])} |"
                 )
         lines += [
             "",

@@ -36,15 +36,14 @@ under ``runs/``, PNG plots and ``report.md``. The same ``--seed`` gives the same
 from __future__ import annotations
 
 import dataclasses
-import math
 import pathlib
-import time
 
 import jax
 import numpy as np
 
 import rnnlab
-from rnnlab import cli, diagnostics, protocols, runs, tasks
+from rnnlab import cli, diagnostics, experiment, protocols, runs, tasks
+from rnnlab.experiment import fmt
 from rnnlab.train import OptimizerConfig
 
 TASK = "copy"
@@ -280,50 +279,26 @@ def run_name(length: int, init: str) -> str:
 
 
 def run_experiment(config: Config, out: pathlib.Path, *, progress: bool = True, resume: bool = False) -> dict:
-    """Runs every (lag, init) of ``config``, writing the run folder as results come in.
-
-    With ``resume``, the runs already in ``out/results.json`` (from an interrupted run of the same
-    config) are kept and not run again.
-    """
-    out = pathlib.Path(out)
-    start = time.perf_counter()
-    results = {
-        "experiment": "forget_gate",
-        "config": config.to_dict(),
-        "machine": runs.machine_info(),
-        "published": PUBLISHED,
-        "solve_rule": f"a seed solves the task when its test loss <= {config.train.solve_fraction} x the baseline",
-        "runs": [],
-    }
-    kept = {}
-    previous = runs.previous_results(out, config.to_dict()) if resume else None
-    if previous is not None:
-        kept = {run_name(e["length"], e["init"]): e for e in previous["runs"]}
-        start -= previous.get("elapsed_s", 0.0)
-    runs.write_json(out / "config.json", config.to_dict())
+    """Runs every (lag, init) of ``config`` into the run folder ``out`` (:func:`rnnlab.experiment.run_grid`)."""
     task = tasks.get(TASK)
-    grid = [(n, i) for n in config.lengths[TASK] for i in config.inits]
-    for k, (length, init) in enumerate(grid):
-        name = run_name(length, init)
-        if name in kept:
-            results["runs"].append(kept[name])
-            continue
+
+    def run_one(point, k, n):
+        length, init = point
         cell = cell_for(config, init, length)
         run = protocols.train_on_task(
             cell, task, length, config.train, seed=config.seed, progress=progress,
-            label=f"[{k + 1}/{len(grid)}] copy T={length} {INITS[init]}",
+            label=f"[{k + 1}/{n}] copy T={length} {INITS[init]}",
         )  # fmt: skip
-        entry, arrays = summarize(run, config, cell, length, init)
-        results["runs"].append(entry)
-        runs.write_npz(out / "runs" / f"{name}.npz", **arrays)
-        results["elapsed_s"] = time.perf_counter() - start
-        runs.write_json(out / "results.json", results)  # partial results survive an interruption
-    results["elapsed_s"] = time.perf_counter() - start
-    results["findings"] = findings(results)
-    runs.write_json(out / "results.json", results)
-    make_plots(results, out)
-    runs.atomic_write(out / "report.md", report(results))
-    return results
+        return summarize(run, config, cell, length, init)
+
+    rule = f"a seed solves the task when its test loss <= {config.train.solve_fraction} x the baseline"
+    return experiment.run_grid(
+        config.to_dict(), out, experiment="forget_gate",
+        grid=[(n, i) for n in config.lengths[TASK] for i in config.inits],
+        name_of=lambda point: run_name(*point), entry_name=lambda e: run_name(e["length"], e["init"]),
+        run_one=run_one, findings=findings, make_plots=make_plots, report=report,
+        header={"published": PUBLISHED, "solve_rule": rule}, resume=resume,
+    )  # fmt: skip
 
 
 def _entry(results: dict, length: int, init: str) -> dict:
@@ -415,16 +390,11 @@ def make_plots(results: dict, out: pathlib.Path) -> list[pathlib.Path]:
     return written
 
 
-def _fmt(x, digits=3) -> str:
-    return "n/a" if x is None or (isinstance(x, float) and not math.isfinite(x)) else f"{x:.{digits}g}"
-
-
 def report(results: dict) -> str:
     """``report.md``: the findings in numbers, next to the published ones."""
     cfg = results["config"]
     tr = cfg["train"]
     opt = tr["optimizer"]
-    m = results["machine"]
     lengths, inits = cfg["lengths"][TASK], cfg["inits"]
     lines = [
         "# Forget-gate initialization on the copy memory task",
@@ -436,8 +406,7 @@ def report(results: dict) -> str:
         f"T_max = {cfg['chrono_factor']:g} T. {results['solve_rule'][0].upper() + results['solve_rule'][1:]}; "
         f"a seed has left the plateau once its validation loss is below {cfg['plateau_fraction']:g} x the baseline.",
         "",
-        f"Ran in {results['elapsed_s'] / 60:.1f} minutes on {m['cpu']} ({m['cores']} cores, backend "
-        f"{m['backend']}), jax {m['versions'].get('jax', '?')}.",
+        experiment.machine_line(results),
         "",
         "## Learning: test loss and how many seeds left the plateau",
         "",
@@ -452,12 +421,12 @@ def report(results: dict) -> str:
             step = [s for s in e["plateau_step"] if s >= 0]
             when = f", left at step {int(np.median(step))} (median)" if step else ""
             row.append(
-                f"loss/baseline {_fmt(r['mean'])} ± {_fmt(r['std'], 2)}, recall acc {_fmt(acc['mean'], 2)}; "
+                f"loss/baseline {fmt(r['mean'])} ± {fmt(r['std'], 2)}, recall acc {fmt(acc['mean'], 2)}; "
                 f"{e['left_plateau']}/{e['seeds']} left plateau{when}, {round(e['success_rate'] * e['seeds'])}/"
                 f"{e['seeds']} solved"
             )
         lines.append(f"| {INITS[init]} | " + " | ".join(row) + " |")
-    base = [_fmt(_entry(results, n, inits[0])["baseline"], 4) for n in lengths]
+    base = [fmt(_entry(results, n, inits[0])["baseline"], 4) for n in lengths]
     lines += [
         "| *baseline (cross-entropy)* | " + " | ".join(base) + " |",
         "",
@@ -477,7 +446,7 @@ def report(results: dict) -> str:
         cells_ = []
         for n in lengths:
             g = _entry(results, n, init)["cell_gradient_reach"]
-            cells_.append(f"{_fmt(g['init']['mean'], 2)} \\| {_fmt(g['trained']['mean'], 2)}")
+            cells_.append(f"{fmt(g['init']['mean'], 2)} \\| {fmt(g['trained']['mean'], 2)}")
         lines.append(f"| {INITS[init]} | " + " | ".join(cells_) + " |")
     lines += [
         "",
@@ -494,8 +463,8 @@ def report(results: dict) -> str:
         for n in lengths:
             t = _entry(results, n, init)["timescale"]
             row.append(
-                f"init {_fmt(t['init']['fraction_at_least_lag'], 2)} (median {_fmt(t['init']['median'], 3)}) → "
-                f"trained {_fmt(t['trained']['fraction_at_least_lag'], 2)} (median {_fmt(t['trained']['median'], 3)})"
+                f"init {fmt(t['init']['fraction_at_least_lag'], 2)} (median {fmt(t['init']['median'], 3)}) → "
+                f"trained {fmt(t['trained']['fraction_at_least_lag'], 2)} (median {fmt(t['trained']['median'], 3)})"
             )
         lines.append(f"| {INITS[init]} | " + " | ".join(row) + " |")
     lines += [

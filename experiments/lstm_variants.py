@@ -29,12 +29,12 @@ from __future__ import annotations
 import dataclasses
 import math
 import pathlib
-import time
 
 import numpy as np
 
 import rnnlab
-from rnnlab import cli, protocols, runs, tasks
+from rnnlab import cli, experiment, protocols, runs, tasks
+from rnnlab.experiment import fmt
 from rnnlab.train import OptimizerConfig
 
 # Architecture id -> (label, factory of hidden_size).
@@ -233,47 +233,25 @@ def run_name(task: str, cell_id: str) -> str:
 
 
 def run_experiment(config: Config, out: pathlib.Path, *, progress: bool = True, resume: bool = False) -> dict:
-    """Runs every (task, cell) of ``config``, writing the run folder as results come in (see ``--resume``)."""
-    out = pathlib.Path(out)
-    start = time.perf_counter()
-    results = {
-        "experiment": "lstm_variants",
-        "config": config.to_dict(),
-        "machine": runs.machine_info(),
-        "published": PUBLISHED,
-        "learning_rates": {t: config.learning_rates(t) for t in config.lengths},
-        "runs": [],
-    }
-    kept = {}
-    previous = runs.previous_results(out, config.to_dict()) if resume else None
-    if previous is not None:
-        kept = {run_name(e["task"], e["cell"]): e for e in previous["runs"]}
-        start -= previous.get("elapsed_s", 0.0)
-    runs.write_json(out / "config.json", config.to_dict())
-    grid = [(t, c) for t in config.lengths for c in config.cells]
-    for n, (task_name, cell_id) in enumerate(grid):
-        name = run_name(task_name, cell_id)
-        if name in kept:
-            results["runs"].append(kept[name])
-            continue
+    """Runs every (task, cell) of ``config`` into the run folder ``out`` (:func:`rnnlab.experiment.run_grid`)."""
+
+    def run_one(point, k, n):
+        task_name, cell_id = point
         task, lrs = tasks.get(task_name), config.learning_rates(task_name)
         length = config.lengths[task_name][0]
-        cell = CELLS[cell_id][1](config.hidden_size)
         run = protocols.train_on_task(
-            cell, task, length, config.train, seed=config.seed, progress=progress, learning_rates=lrs,
-            label=f"[{n + 1}/{len(grid)}] {task_name} T={length} {CELLS[cell_id][0]}",
+            CELLS[cell_id][1](config.hidden_size), task, length, config.train, seed=config.seed, progress=progress,
+            learning_rates=lrs, label=f"[{k + 1}/{n}] {task_name} T={length} {CELLS[cell_id][0]}",
         )  # fmt: skip
-        entry, arrays = summarize(run, config, task, cell_id, lrs)
-        results["runs"].append(entry)
-        runs.write_npz(out / "runs" / f"{name}.npz", **arrays)
-        results["elapsed_s"] = time.perf_counter() - start
-        runs.write_json(out / "results.json", results)  # partial results survive an interruption
-    results["elapsed_s"] = time.perf_counter() - start
-    results["findings"] = findings(results)
-    runs.write_json(out / "results.json", results)
-    make_plots(results, out)
-    runs.atomic_write(out / "report.md", report(results))
-    return results
+        return summarize(run, config, task, cell_id, lrs)
+
+    return experiment.run_grid(
+        config.to_dict(), out, experiment="lstm_variants", grid=[(t, c) for t in config.lengths for c in config.cells],
+        name_of=lambda point: run_name(*point), entry_name=lambda e: run_name(e["task"], e["cell"]),
+        run_one=run_one, findings=findings, make_plots=make_plots, report=report,
+        header={"published": PUBLISHED, "learning_rates": {t: config.learning_rates(t) for t in config.lengths}},
+        resume=resume,
+    )  # fmt: skip
 
 
 def _entry(results: dict, task: str, cell_id: str) -> dict:
@@ -360,15 +338,10 @@ def make_plots(results: dict, out: pathlib.Path) -> list[pathlib.Path]:
     return written
 
 
-def _fmt(x, digits=3) -> str:
-    return "n/a" if x is None or (isinstance(x, float) and not math.isfinite(x)) else f"{x:.{digits}g}"
-
-
 def report(results: dict) -> str:
     """``report.md``: the table per task, the verdicts, and Greff et al.'s next to them."""
     cfg = results["config"]
     tr = cfg["train"]
-    m = results["machine"]
     lines = [
         "# The LSTM search space",
         "",
@@ -380,8 +353,7 @@ def report(results: dict) -> str:
         "the architecture's best learning rate (lowest median best validation score), mean ± standard deviation "
         "over seeds; p: Welch's t-test against the vanilla LSTM at its best rate.",
         "",
-        f"Ran in {results['elapsed_s'] / 60:.1f} minutes on {m['cpu']} ({m['cores']} cores, backend "
-        f"{m['backend']}), jax {m['versions'].get('jax', '?')}.",
+        experiment.machine_line(results),
         "",
     ]
     for task, f in results["findings"].items():
@@ -391,7 +363,7 @@ def report(results: dict) -> str:
             f"## {task}, T = {cfg['lengths'][task][0]}",
             "",
             f"Ranked by {score} (lower is better); the task's baseline "
-            f"{'MSE' if ref['score'] == 'mse' else 'cross-entropy'} is {_fmt(ref['baseline'], 4)}.",
+            f"{'MSE' if ref['score'] == 'mse' else 'cross-entropy'} is {fmt(ref['baseline'], 4)}.",
             "",
             "| architecture | score | best lr | p vs vanilla | verdict | solved at best lr |",
             "|---|---|---|---|---|---|",
@@ -399,8 +371,8 @@ def report(results: dict) -> str:
         for c in f["ranking"]:
             e, v = _entry(results, task, c), f["by_cell"][c]
             lines.append(
-                f"| {CELLS[c][0]} | {_fmt(v['mean'])} ± {_fmt(v['std'], 2)} | {e['best_lr']:.2g} | "
-                f"{_fmt(v['p_vs_vanilla'], 2)} | {v['verdict']} | {e['solved_at_best_lr']}/{e['seeds']} |"
+                f"| {CELLS[c][0]} | {fmt(v['mean'])} ± {fmt(v['std'], 2)} | {e['best_lr']:.2g} | "
+                f"{fmt(v['p_vs_vanilla'], 2)} | {v['verdict']} | {e['solved_at_best_lr']}/{e['seeds']} |"
             )
         lines.append("")
     lines += ["## Against Greff et al.", ""]

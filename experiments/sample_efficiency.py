@@ -29,14 +29,12 @@ under ``runs/``, PNG plots and ``report.md``. The same ``--seed`` gives the same
 from __future__ import annotations
 
 import dataclasses
-import math
 import pathlib
-import time
 
 import numpy as np
 
 import rnnlab
-from rnnlab import cli, protocols, runs
+from rnnlab import cli, experiment, protocols, runs
 from rnnlab.tasks import adding_hs97
 from rnnlab.train import OptimizerConfig
 
@@ -198,44 +196,24 @@ def run_name(length: int, init: str) -> str:
 
 
 def run_experiment(config: Config, out: pathlib.Path, *, progress: bool = True, resume: bool = False) -> dict:
-    """Runs every (length, init) of ``config``, writing the run folder as results come in (see ``--resume``)."""
-    out = pathlib.Path(out)
-    start = time.perf_counter()
-    results = {
-        "experiment": "sample_efficiency",
-        "config": config.to_dict(),
-        "machine": runs.machine_info(),
-        "published": {"setting": PUBLISHED_SETTING, "sequences_and_test_wrong": PUBLISHED},
-        "runs": [],
-    }
-    kept = {}
-    previous = runs.previous_results(out, config.to_dict()) if resume else None
-    if previous is not None:
-        kept = {run_name(e["length"], e["init"]): e for e in previous["runs"]}
-        start -= previous.get("elapsed_s", 0.0)
-    runs.write_json(out / "config.json", config.to_dict())
+    """Runs every (length, init) of ``config`` into the run folder ``out`` (:func:`rnnlab.experiment.run_grid`)."""
     task = adding_hs97()
-    grid = [(n, i) for n in config.lengths[TASK] for i in config.inits]
-    for k, (length, init) in enumerate(grid):
-        name = run_name(length, init)
-        if name in kept:
-            results["runs"].append(kept[name])
-            continue
+
+    def run_one(point, k, n):
+        length, init = point
         run = protocols.train_on_task(
             cell_for(config, init, length), task, length, config.train, seed=config.seed, progress=progress,
-            label=f"[{k + 1}/{len(grid)}] adding (1997) T={length} {INITS[init]}",
+            label=f"[{k + 1}/{n}] adding (1997) T={length} {INITS[init]}",
         )  # fmt: skip
-        entry, arrays = summarize(run, config, length, init)
-        results["runs"].append(entry)
-        runs.write_npz(out / "runs" / f"{name}.npz", **arrays)
-        results["elapsed_s"] = time.perf_counter() - start
-        runs.write_json(out / "results.json", results)  # partial results survive an interruption
-    results["elapsed_s"] = time.perf_counter() - start
-    results["findings"] = findings(results)
-    runs.write_json(out / "results.json", results)
-    make_plots(results, out)
-    runs.atomic_write(out / "report.md", report(results))
-    return results
+        return summarize(run, config, length, init)
+
+    return experiment.run_grid(
+        config.to_dict(), out, experiment="sample_efficiency",
+        grid=[(n, i) for n in config.lengths[TASK] for i in config.inits],
+        name_of=lambda point: run_name(*point), entry_name=lambda e: run_name(e["length"], e["init"]),
+        run_one=run_one, findings=findings, make_plots=make_plots, report=report,
+        header={"published": {"setting": PUBLISHED_SETTING, "sequences_and_test_wrong": PUBLISHED}}, resume=resume,
+    )  # fmt: skip
 
 
 def _entry(results: dict, length: int, init: str) -> dict:
@@ -328,16 +306,11 @@ def make_plots(results: dict, out: pathlib.Path) -> list[pathlib.Path]:
     return written
 
 
-def _fmt(x, digits=3) -> str:
-    return "n/a" if x is None or (isinstance(x, float) and not math.isfinite(x)) else f"{x:.{digits}g}"
-
-
 def report(results: dict) -> str:
     """``report.md``: sequences to the stopping rule next to the paper's."""
     cfg = results["config"]
     tr = cfg["train"]
     opt = tr["optimizer"]
-    m = results["machine"]
     lengths, inits = cfg["lengths"][TASK], cfg["inits"]
     lines = [
         "# Sample efficiency on the 1997 adding problem",
@@ -350,8 +323,7 @@ def report(results: dict) -> str:
         f"among {tr['eval_size']} fresh validation sequences, checked every {tr['eval_every']} steps "
         f"({tr['eval_every'] * tr['batch_size']:,} sequences); test: {tr['test_size']} separate sequences.",
         "",
-        f"Ran in {results['elapsed_s'] / 60:.1f} minutes on {m['cpu']} ({m['cores']} cores, backend "
-        f"{m['backend']}), jax {m['versions'].get('jax', '?')}.",
+        experiment.machine_line(results),
         "",
         "| T | init | met the rule | training sequences (median, [min, max] of those that met it) | "
         "test wrong per seed | 1997: sequences | 1997: test wrong |",

@@ -1,0 +1,115 @@
+"""The loop every experiment script runs: a grid of runs into one run folder, resumable, then findings, plots, report.
+
+:func:`run_grid` trains the grid's points one after another and rewrites ``results.json`` after each
+(atomically, :mod:`rnnlab.runs`), so an interrupted experiment keeps what it finished; with
+``resume`` the points already in the folder's ``results.json`` are kept, not run again (the config
+must be the same: :func:`rnnlab.runs.previous_results`). When the grid is done it adds
+``findings(results)``, draws ``make_plots(results, out)`` and writes ``report(results)`` to
+``report.md``.
+
+Example:
+    >>> import pathlib, tempfile
+    >>> out = pathlib.Path(tempfile.mkdtemp())
+    >>> def run_one(point, k, n):
+    ...     return {"x": point, "square": point * point}, {"curve": [point] * 3}
+    >>> results = run_grid({"name": "demo"}, out, experiment="demo", grid=[1, 2], name_of=str,
+    ...                    entry_name=lambda e: str(e["x"]), run_one=run_one,
+    ...                    findings=lambda r: {"total": sum(e["square"] for e in r["runs"])},
+    ...                    make_plots=lambda r, out: [], report=lambda r: f"total {r['findings']['total']}")
+    >>> results["findings"], (out / "report.md").read_text(), sorted(p.name for p in (out / "runs").iterdir())
+    ({'total': 5}, 'total 5', ['1.npz', '2.npz'])
+"""
+
+from __future__ import annotations
+
+import math
+import pathlib
+import time
+from collections.abc import Callable, Sequence
+
+from rnnlab import runs
+
+
+def run_grid(
+    config: dict,
+    out,
+    *,
+    experiment: str,
+    grid: Sequence,
+    name_of: Callable,
+    entry_name: Callable,
+    run_one: Callable,
+    findings: Callable,
+    make_plots: Callable,
+    report: Callable,
+    header: dict | None = None,
+    resume: bool = False,
+) -> dict:
+    """Runs every point of ``grid`` into the run folder ``out``; returns the results.
+
+    Args:
+        config: the experiment's config as a plain dict (written to ``config.json``).
+        out: the run folder.
+        experiment: the experiment's name, recorded in ``results.json``.
+        grid: the points to run, in order.
+        name_of: ``name_of(point) -> str``, the point's name (its ``runs/<name>.npz``).
+        entry_name: ``entry_name(entry) -> str``, the same name read back from a results entry.
+        run_one: ``run_one(point, k, n) -> (entry, arrays)`` runs point ``k`` of ``n``: a
+            JSON-able dict for ``results["runs"]`` and numpy arrays for its ``.npz``.
+        findings, make_plots, report: as in :mod:`rnnlab.cli`.
+        header: more top-level keys of ``results.json`` (e.g. the published numbers).
+        resume: keep the entries of an interrupted run of the same config.
+    """
+    out = pathlib.Path(out)
+    start = time.perf_counter()
+    results = {"experiment": experiment, "config": config, "machine": runs.machine_info(), **(header or {}),
+               "runs": []}  # fmt: skip
+    kept = {}
+    previous = runs.previous_results(out, config) if resume else None
+    if previous is not None:
+        kept = {entry_name(e): e for e in previous["runs"]}
+        start -= previous.get("elapsed_s", 0.0)
+    runs.write_json(out / "config.json", config)
+    for k, point in enumerate(grid):
+        name = name_of(point)
+        if name in kept:
+            results["runs"].append(kept[name])
+            continue
+        entry, arrays = run_one(point, k, len(grid))
+        results["runs"].append(entry)
+        runs.write_npz(out / "runs" / f"{name}.npz", **arrays)
+        results["elapsed_s"] = time.perf_counter() - start
+        runs.write_json(out / "results.json", results)  # partial results survive an interruption
+    results["elapsed_s"] = time.perf_counter() - start
+    results["findings"] = findings(json_round_trip(results))
+    runs.write_json(out / "results.json", results)
+    results = json_round_trip(results)  # plots and report read what a --replot would read
+    make_plots(results, out)
+    runs.atomic_write(out / "report.md", report(results))
+    return results
+
+
+def json_round_trip(results: dict) -> dict:
+    """``results`` as ``results.json`` holds it (numpy arrays as lists, NaN as None)."""
+    import json
+
+    return json.loads(json.dumps(runs.to_jsonable(results)))
+
+
+def fmt(x, digits: int = 3) -> str:
+    """A number for a report: ``digits`` significant digits, ``n/a`` for None or non-finite.
+
+    Example:
+        >>> fmt(0.123456), fmt(None), fmt(float("nan")), fmt(12345.0, 2)
+        ('0.123', 'n/a', 'n/a', '1.2e+04')
+    """
+    return "n/a" if x is None or (isinstance(x, float) and not math.isfinite(x)) else f"{x:.{digits}g}"
+
+
+def machine_line(results: dict) -> str:
+    """The report line that says how long the run took and on what."""
+    m = results["machine"]
+    return (
+        f"Ran in {results['elapsed_s'] / 60:.1f} minutes on {m['cpu']} ({m['cores']} cores, backend "
+        f"{m['backend']}), jax {m['versions'].get('jax', '?')}."
+    )
