@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import dataclasses
 import pathlib
+import warnings
 
 import jax
 import numpy as np
@@ -324,6 +325,14 @@ def findings(results: dict) -> dict:
     return out
 
 
+def _geometric_mean(g: np.ndarray) -> np.ndarray:
+    """Geometric mean over seeds (axis 0) of positive norms; 0 where every seed's is 0 (not drawn on a log axis)."""
+    with np.errstate(divide="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a step where every seed is 0
+        out = np.exp(np.nanmean(np.where(g > 0, np.log(np.where(g > 0, g, 1.0)), np.nan), axis=0))
+    return np.nan_to_num(out, nan=0.0)
+
+
 def make_plots(results: dict, out: pathlib.Path) -> list[pathlib.Path]:
     """Writes the learning-curve, gradient-flow and timescale figures; returns their paths."""
     from rnnlab import plots
@@ -356,8 +365,7 @@ def make_plots(results: dict, out: pathlib.Path) -> list[pathlib.Path]:
     for j, n in enumerate(lengths):
         for i, when in enumerate(("init", "trained")):
             curves = {
-                INITS[k]: np.exp(np.nanmean(np.log(np.maximum(load(n, k)[f"grad_{when}_cell"], 1e-300)), axis=0))
-                for k in inits
+                INITS[k]: _geometric_mean(load(n, k)[f"grad_{when}_cell"]) for k in inits
             }
             ax = axes[i, j]
             plots.gradient_flow(ax, curves, title=f"copy, T = {n}, {'at init' if when == 'init' else 'trained'}",
