@@ -324,6 +324,8 @@ def make_plots(results: dict, out: pathlib.Path) -> list[pathlib.Path]:
         base = _entry(results, task, "vanilla")["baseline"]
         score = SCORES["regression" if _entry(results, task, "vanilla")["score"] == "mse" else "classification"][1]
         ax.set_xlabel(score + ("" if score.endswith("wrong)") else f" (baseline {base:.3g})"))
+        if _entry(results, task, "vanilla")["score"] == "mse":
+            ax.set_xscale("log")  # MSEs of solved and unsolved seeds differ by orders of magnitude
         ax.set_title(f"{task}, T = {cfg['lengths'][task][0]}: each seed at the best learning rate (| mean)",
                      fontsize=9)  # fmt: skip
         ax.grid(True, axis="x", alpha=0.3)
