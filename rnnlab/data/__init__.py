@@ -1,0 +1,29 @@
+"""Data pipelines as plain numpy: series generators and loaders, chronological splits, normalization
+fitted on the training split only, forecasting windows, and the baselines a forecast must beat.
+
+Example:
+    >>> from rnnlab import data
+    >>> x = data.mackey_glass(600, seed=0)
+    >>> parts = data.chronological_split(x, (0.7, 0.15, 0.15))
+    >>> scaler = data.Standardizer.fit(parts.train)          # statistics of the training split only
+    >>> w = data.windows(scaler.transform(parts.train), input_length=32, horizon=4)
+    >>> w.inputs.shape, w.targets.shape
+    ((385, 32, 1), (385, 4, 1))
+"""
+
+from rnnlab.data.baselines import linear_autoregressive, persistence, seasonal_naive
+from rnnlab.data.series import mackey_glass
+from rnnlab.data.windows import Splits, Standardizer, Windows, chronological_split, errors, windows
+
+__all__ = [
+    "mackey_glass",
+    "Splits",
+    "Standardizer",
+    "Windows",
+    "chronological_split",
+    "windows",
+    "errors",
+    "persistence",
+    "seasonal_naive",
+    "linear_autoregressive",
+]
