@@ -101,3 +101,23 @@ def test_errors_are_rmse_and_mae():
     assert data.errors(p, t) == {"rmse": pytest.approx(np.sqrt((4 + 16) / 4)), "mae": pytest.approx(6 / 4)}
     with pytest.raises(ValueError, match=r"same shape"):
         data.errors(p, t[:1])
+
+
+def test_bundled_series_load_offline_and_are_what_they_say():
+    pytest.importorskip("statsmodels")
+    from statsmodels import datasets as sm_datasets
+
+    co2 = data.datasets.co2()
+    assert co2.season == 12 and co2.step == "month" and np.all(np.isfinite(co2.values))
+    # Each month is the mean of that month's weekly readings, recomputed here from the raw weeks.
+    weekly = sm_datasets.co2.load_pandas().data["co2"]
+    months = weekly.index.year * 12 + weekly.index.month - 1
+    first = months.min()
+    for k in (0, 100, 300):
+        raw = weekly.to_numpy()[np.asarray(months == first + k)]
+        if np.isfinite(raw).any():
+            assert co2.values[k] == pytest.approx(np.nanmean(raw))
+    yearly = co2.values[: len(co2.values) // 12 * 12].reshape(-1, 12).mean(axis=1)
+    assert np.all(np.diff(yearly) > 0)  # the rising Keeling curve
+    spots = data.datasets.sunspots()
+    assert spots.values.shape == (309,) and spots.start == "1700" and np.all(spots.values >= 0)

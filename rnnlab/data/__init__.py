@@ -1,5 +1,6 @@
-"""Data pipelines as plain numpy: series generators and loaders, chronological splits, normalization
-fitted on the training split only, forecasting windows, and the baselines a forecast must beat.
+"""Data pipelines as plain numpy: generated series and real ones bundled with statsmodels
+(:mod:`rnnlab.data.datasets`), chronological splits, normalization fitted on the training split only,
+forecasting windows, and the baselines a forecast must beat.
 
 Example:
     >>> from rnnlab import data
@@ -11,11 +12,13 @@ Example:
     ((385, 32, 1), (385, 4, 1))
 """
 
+from rnnlab.data import datasets
 from rnnlab.data.baselines import linear_autoregressive, persistence, seasonal_naive
 from rnnlab.data.series import mackey_glass
 from rnnlab.data.windows import Splits, Standardizer, Windows, chronological_split, errors, windows
 
 __all__ = [
+    "datasets",
     "mackey_glass",
     "Splits",
     "Standardizer",
