@@ -1,0 +1,185 @@
+r"""Recurrent forecasters on :class:`~rnnlab.data.Windows`: many-to-one and many-to-many, trained with early stopping.
+
+A window gives the model ``L`` past steps ``x_{1..L}`` (``(B, L, F)``, standardized); the forecast
+is the next ``H`` steps ``x_{L+1..L+H}`` (``(B, H, F)``), read from the model's output at the last
+input step through an identity (linear) readout of width ``H * F``. The two mappings differ in what
+the loss sees while training:
+
+* ``"many_to_one"``: only the last step's output, against ``x_{L+1..L+H}``;
+* ``"many_to_many"``: every step's output: at step ``t`` the model forecasts ``x_{t+1..t+H}``
+  (known for every ``t < L`` from the window and its targets), a loss at every step of the
+  sequence, as in sequence-to-sequence training with a horizon. The forecast is still the last step's.
+
+Both use the mean squared error; :func:`train_forecaster` trains ``seeds`` models at once with
+:func:`rnnlab.fit.fit`, draws training windows at random, keeps each model's parameters at its
+best validation MSE and stops a model after ``patience`` evaluations without improvement.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from rnnlab import _checks
+from rnnlab.fit import FitResult, fit
+from rnnlab.models import sequence_model
+from rnnlab.train import OptimizerConfig, init_seeds, make_optimizer
+
+MAPPINGS = ("many_to_one", "many_to_many")
+
+
+class WindowBatch(NamedTuple):
+    """A batch of windows: ``inputs (B, L, F)``, ``targets (B, H, F)``."""
+
+    inputs: jax.Array
+    targets: jax.Array
+
+
+@dataclasses.dataclass(frozen=True)
+class ForecastSettings:
+    """How :func:`train_forecaster` trains.
+
+    Attributes:
+        seeds: models trained side by side.
+        batch_size: training windows per step, drawn at random.
+        steps: the most training steps.
+        eval_every: steps between validation evaluations.
+        patience: evaluations without improvement after which a model stops.
+        optimizer: the update rule.
+    """
+
+    seeds: int = 3
+    batch_size: int = 32
+    steps: int = 2000
+    eval_every: int = 50
+    patience: int = 10
+    optimizer: OptimizerConfig = OptimizerConfig("adam", learning_rate=3e-3, clip="global_norm", clip_value=1.0)
+
+    def __post_init__(self):
+        for name in ("seeds", "batch_size", "steps", "eval_every", "patience"):
+            _checks.positive_int("ForecastSettings", name, getattr(self, name))
+
+
+def step_targets(inputs: jax.Array, targets: jax.Array) -> jax.Array:
+    """The many-to-many targets: ``(B, L, H, F)`` with ``[:, t]`` = the ``H`` steps after input step ``t``.
+
+    Example:
+        >>> x = jnp.arange(4.0).reshape(1, 4, 1)           # x_1..x_4
+        >>> y = jnp.array([[[4.0], [5.0]]])                # x_5, x_6
+        >>> step_targets(x, y)[0, :, :, 0].tolist()
+        [[1.0, 2.0], [2.0, 3.0], [3.0, 4.0], [4.0, 5.0]]
+    """
+    full = jnp.concatenate([inputs, targets], axis=1)  # (B, L + H, F)
+    length, horizon = inputs.shape[1], targets.shape[1]
+    idx = jnp.arange(length)[:, None] + 1 + jnp.arange(horizon)[None, :]  # (L, H)
+    return full[:, idx]
+
+
+class Forecaster(NamedTuple):
+    """A cell with a linear readout of ``H * F`` values per step, and its losses.
+
+    Attributes:
+        init: ``init(key) -> params``.
+        outputs: ``outputs(params, inputs (B, L, F)) -> (B, L, H, F)``: every step's forecast
+            (``inputs`` are cast to the parameters' dtype).
+        predict: ``predict(params, inputs) -> (B, H, F)``: the last step's forecast.
+        loss: ``loss(params, batch: WindowBatch) -> scalar`` MSE of the mapping.
+    """
+
+    init: object
+    outputs: object
+    predict: object
+    loss: object
+
+
+def forecaster(cell, features: int, horizon: int, mapping: str) -> Forecaster:
+    """The :class:`Forecaster` of ``cell`` for ``features`` series and a horizon of ``horizon`` steps."""
+    where = "forecaster"
+    features = _checks.positive_int(where, "features", features)
+    horizon = _checks.positive_int(where, "horizon", horizon)
+    _checks.choice(where, "mapping", mapping, MAPPINGS)
+    model = sequence_model(cell, horizon * features)
+
+    def outputs(params, inputs):
+        # Windows come from numpy as float64; the model computes in its parameters' dtype.
+        out = model.apply(params, jnp.asarray(inputs, jax.tree.leaves(params)[0].dtype))
+        return out.reshape(*out.shape[:-1], horizon, features)
+
+    def predict(params, inputs):
+        return outputs(params, inputs)[:, -1]
+
+    def loss(params, batch):
+        if mapping == "many_to_one":
+            return jnp.mean(jnp.square(predict(params, batch.inputs) - batch.targets))
+        return jnp.mean(jnp.square(outputs(params, batch.inputs) - step_targets(batch.inputs, batch.targets)))
+
+    return Forecaster(lambda key: model.init(key, features), outputs, predict, loss)
+
+
+def train_forecaster(
+    cell, train, validation, settings: ForecastSettings, *, mapping: str, seed: int = 0, progress=True, label=None
+) -> tuple[Forecaster, FitResult]:
+    """Trains ``settings.seeds`` forecasters of ``cell`` on ``train`` windows, early-stopped on ``validation``.
+
+    Args:
+        cell: a recurrent cell (or anything :func:`rnnlab.unroll` runs).
+        train, validation: :class:`~rnnlab.data.Windows` (standardized); their horizons must agree.
+        settings: see :class:`ForecastSettings`.
+        mapping: ``"many_to_one"`` or ``"many_to_many"`` (module docstring).
+        seed: with the same seed, the same models and batches.
+
+    Returns:
+        ``(forecaster, fit_result)``; ``fit_result.params`` holds each seed's best parameters
+        (leading axis N) and its history ``"eval/mse"`` the validation MSE of the last step's forecast.
+
+    Example:
+        >>> from rnnlab import cells, data
+        >>> w = data.windows(np.sin(np.arange(200) / 4.0), input_length=12, horizon=2)
+        >>> s = ForecastSettings(seeds=2, batch_size=8, steps=20, eval_every=10)
+        >>> f, result = train_forecaster(cells.gru(8), w, w, s, mapping="many_to_many", progress=False)
+        >>> f.predict(jax.tree.map(lambda a: a[0], result.params), w.inputs[:3]).shape
+        (3, 2, 1)
+    """
+    where = "train_forecaster"
+    if not isinstance(settings, ForecastSettings):
+        raise TypeError(f"{where}: settings must be a ForecastSettings; got {type(settings).__name__}")
+    x_train, y_train = (jnp.asarray(a, jnp.float32) for a in (train.inputs, train.targets))
+    x_val, y_val = (jnp.asarray(a, jnp.float32) for a in (validation.inputs, validation.targets))
+    if y_train.shape[1:] != y_val.shape[1:] or x_train.shape[2] != x_val.shape[2]:
+        raise ValueError(
+            f"{where}: train and validation windows must share horizon and features; got targets "
+            f"{tuple(y_train.shape)} and {tuple(y_val.shape)}"
+        )
+    model = forecaster(cell, x_train.shape[2], y_train.shape[1], mapping)
+    optimizer = make_optimizer(settings.optimizer)
+    keys = jax.random.split(jax.random.key(seed), settings.seeds)
+    states = init_seeds(model.init, keys, optimizer)
+    n = x_train.shape[0]
+
+    def sample(key):
+        idx = jax.random.randint(key, (settings.batch_size,), 0, n)
+        return WindowBatch(x_train[idx], y_train[idx])
+
+    def loss_fn(params, batch, key):
+        del key
+        return model.loss(params, batch)
+
+    def eval_fn(params, batch):
+        err = model.predict(params, batch.inputs) - batch.targets
+        return {"mse": jnp.mean(jnp.square(err)), "mae": jnp.mean(jnp.abs(err))}
+
+    result = fit(
+        loss_fn, eval_fn, sample, WindowBatch(x_val, y_val), states, keys, optimizer, steps=settings.steps,
+        eval_every=settings.eval_every, monitor="mse", patience=settings.patience, progress=progress,
+        label=label or f"{getattr(cell, 'name', 'cell')} {mapping}",
+    )  # fmt: skip
+    return model, result
+
+
+def predict_seeds(model: Forecaster, params, inputs) -> np.ndarray:
+    """Every seed's forecast: ``(N, B, H, F)`` for stacked ``params`` (leading axis N)."""
+    return np.asarray(jax.jit(jax.vmap(model.predict, in_axes=(0, None)))(params, jnp.asarray(inputs, jnp.float32)))
