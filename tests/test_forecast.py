@@ -1,0 +1,53 @@
+"""The forecasting experiment: baselines scored as the data module scores them, relative windows, a tiny run."""
+
+import dataclasses
+import json
+
+import experiment_module
+import numpy as np
+import pytest
+
+from rnnlab import data
+
+
+@pytest.fixture(scope="module")
+def fc():
+    return experiment_module.load("forecast")
+
+
+def test_relative_windows_put_the_last_input_at_zero_and_keep_the_targets(fc):
+    config = fc.PRESETS["tiny"]  # its networks read Mackey-Glass relative to each window's last value
+    p = fc.Prepared(config, "mackey_glass", 2)
+    for z, net, off in zip(p.z, p.net, p.offsets):
+        np.testing.assert_array_equal(net.inputs[:, -1], 0.0)
+        np.testing.assert_allclose(net.targets + off, z.targets)
+    absolute = fc.Prepared(dataclasses.replace(config, relative=()), "mackey_glass", 2)
+    np.testing.assert_array_equal(absolute.net[0].inputs, absolute.z[0].inputs)
+    # Standardized with the training split's statistics only.
+    values = data.mackey_glass(config.mackey_glass_length)
+    train = data.chronological_split(values, config.fractions).train
+    np.testing.assert_allclose(p.scaler.mean, [train.mean()])
+
+
+def test_tiny_run_scores_baselines_and_models_on_the_test_tail(fc, tmp_path):
+    out = tmp_path / "run"
+    results = fc.main(["--preset", "tiny", "--out", str(out), "--no-progress"])
+    config = fc.PRESETS["tiny"]
+    assert (out / "forecast_mackey_glass_H2.png").exists() and (out / "report.md").exists()
+    saved = json.loads((out / "results.json").read_text())
+    models = {(e["model"], e["mapping"]) for e in saved["runs"]}
+    assert models == {(b, "-") for b in fc.BASELINES} | {("gru", m) for m in config.mappings}
+    # The persistence entry is the data module's score of the same test windows.
+    values = data.mackey_glass(config.mackey_glass_length)
+    test = data.windows(data.chronological_split(values, config.fractions).test, 8, 2)
+    want = data.errors(data.persistence(test.inputs, 2), test.targets)
+    (pers,) = [e for e in saved["runs"] if e["model"] == "persistence"]
+    assert pers["rmse"]["mean"] == pytest.approx(want["rmse"]) and pers["mae"]["mean"] == pytest.approx(want["mae"])
+    (seasonal,) = [e for e in saved["runs"] if e["model"] == "seasonal_naive"]
+    assert seasonal["rmse"] is None and seasonal["skipped"] == "no season"
+    for e in saved["runs"]:
+        if e["model"] == "gru":
+            assert len(e["rmse"]["per_seed"]) == config.train.seeds
+    f = results["findings"]["mackey_glass H=2"]
+    assert f["best_baseline"] in ("persistence", "linear AR") and isinstance(f["beats_baseline"], bool)
+    assert "| persistence |" in (out / "report.md").read_text()
