@@ -43,7 +43,7 @@ TASK = "adding_hs97"
 # Init id -> label; options in :func:`cell_for`.
 INITS = {"bias1": "forget bias 1", "chrono": "chrono"}
 
-# Hochreiter & Schmidhuber 1997, Table 7: training sequences until the stopping rule held (mean over
+# Hochreiter & Schmidhuber 1997, Experiment 4: training sequences until the stopping rule held (mean over
 # 10 trials) and test sequences wrong out of 2560.
 PUBLISHED = {100: (74_000, 1), 500: (209_000, 0), 1000: (853_000, 1)}
 PUBLISHED_SETTING = (
