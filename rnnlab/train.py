@@ -207,6 +207,7 @@ def make_train_step(
     l2: float = 0.0,
     jit: bool = True,
     watch: Callable | None = None,
+    has_aux: bool = False,
 ) -> Callable:
     """Builds ``step(state, batch, key) -> (state, metrics)``.
 
@@ -218,6 +219,8 @@ def make_train_step(
         watch: ``watch(params) -> {name: scalar}``, added to ``metrics``; it sees the parameters
             the step's gradient is taken at (before the update), e.g. the largest singular value
             of the recurrent matrix next to ``grad_norm``.
+        has_aux: ``loss_fn`` returns ``(loss, aux)`` and the step ``(state, metrics, aux)``, e.g.
+            the final carry that stateful truncated BPTT passes to the next window.
 
     Returns:
         The step function. ``metrics`` holds ``loss`` (without penalty), ``penalty``,
@@ -230,12 +233,12 @@ def make_train_step(
             raise ValueError(f"make_train_step: {name} must be >= 0; got {value}")
 
     def objective(params, batch, key):
-        loss = loss_fn(params, batch, key)
+        loss, aux = loss_fn(params, batch, key) if has_aux else (loss_fn(params, batch, key), None)
         pen = penalty(params, l1, l2)
-        return loss + pen, (loss, pen)
+        return loss + pen, (loss, pen, aux)
 
     def step(state: TrainState, batch, key):
-        (obj, (loss, pen)), grads = jax.value_and_grad(objective, has_aux=True)(state.params, batch, key)
+        (obj, (loss, pen, aux)), grads = jax.value_and_grad(objective, has_aux=True)(state.params, batch, key)
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         metrics = {
@@ -251,7 +254,8 @@ def make_train_step(
             if clash:
                 raise ValueError(f"make_train_step: watch returned {clash}, names the step's own metrics use")
             metrics.update(watched)
-        return TrainState(params, opt_state, state.step + 1), metrics
+        new_state = TrainState(params, opt_state, state.step + 1)
+        return (new_state, metrics, aux) if has_aux else (new_state, metrics)
 
     return jax.jit(step) if jit else step
 

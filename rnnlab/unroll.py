@@ -24,6 +24,7 @@ class _Batch(NamedTuple):
 
     xs: jax.Array  # (T, B, I)
     carry: Any  # batched carry pytree
+    reset_carry: Any  # batched carry pytree a reset sets back to; None: ``carry``
     lengths: jax.Array | None  # (B,) int
     resets: jax.Array | None  # (T, B) bool
     batched: bool
@@ -39,7 +40,9 @@ def _tree_where(mask: jax.Array, a, b):
     return jax.tree.map(pick, a, b)
 
 
-def _check(where, layer, params, xs, initial_carry, lengths, resets, time_major, truncation, unroll) -> _Batch:
+def _check(
+    where, layer, params, xs, initial_carry, lengths, resets, time_major, truncation, unroll, reset_carry=None
+) -> _Batch:
     if not isinstance(layer, (Cell, Bidirectional, Stack)):
         raise TypeError(f"{where}: cell must be a Cell, Bidirectional or Stack; got {type(layer).__name__}")
     if not hasattr(xs, "shape") or not hasattr(xs, "dtype"):
@@ -100,21 +103,24 @@ def _check(where, layer, params, xs, initial_carry, lengths, resets, time_major,
     _checks.positive_int(where, "unroll", unroll)
 
     expected = jax.eval_shape(lambda: layer.initial_carry(params, (B,) if batched else ()))
-    if initial_carry is None:
-        carry = layer.initial_carry(params, (B,))
-    else:
-        got_def, want_def = jax.tree.structure(initial_carry), jax.tree.structure(expected)
+
+    def carry_argument(name, value):
+        got_def, want_def = jax.tree.structure(value), jax.tree.structure(expected)
         if got_def != want_def:
-            raise ValueError(f"{where}: initial_carry must have the structure {want_def}; got {got_def}")
-        for got, want in zip(jax.tree.leaves(initial_carry), jax.tree.leaves(expected)):
+            raise ValueError(f"{where}: {name} must have the structure {want_def}; got {got_def}")
+        for got, want in zip(jax.tree.leaves(value), jax.tree.leaves(expected)):
             if tuple(got.shape) != tuple(want.shape):
-                raise ValueError(
-                    f"{where}: initial_carry leaves must have shape {tuple(want.shape)}; got {tuple(got.shape)}"
-                )
-        carry = initial_carry if batched else jax.tree.map(lambda a: a[None], initial_carry)
+                raise ValueError(f"{where}: {name} leaves must have shape {tuple(want.shape)}; got {tuple(got.shape)}")
+        return value if batched else jax.tree.map(lambda a: a[None], value)
+
+    carry = layer.initial_carry(params, (B,)) if initial_carry is None else carry_argument("initial_carry", initial_carry)
+    if reset_carry is not None:
+        if resets is None:
+            raise ValueError(f"{where}: reset_carry is what a reset sets the carry to; pass resets with it")
+        reset_carry = carry_argument("reset_carry", reset_carry)
 
     xs_tm = xs[:, None] if not batched else (xs if time_major else jnp.swapaxes(xs, 0, 1))
-    return _Batch(xs_tm, carry, lengths, resets, batched, time_major)
+    return _Batch(xs_tm, carry, reset_carry, lengths, resets, batched, time_major)
 
 
 def _reverse_order(T: int, lengths: jax.Array | None, B: int):
@@ -182,6 +188,7 @@ def _scan_cell(
             resets = jnp.take_along_axis(jnp.broadcast_to(shifted, (T, B)), order, axis=0)
     valid = None if b.lengths is None else jnp.arange(T)[:, None] < b.lengths[None, :]
     carry0 = b.carry
+    fresh = carry0 if b.reset_carry is None else b.reset_carry
     step = cell.step if hoist_input else cell.apply
     step = jax.checkpoint(step) if remat else step
 
@@ -190,7 +197,7 @@ def _scan_cell(
         if truncation is not None:
             cut = (t % truncation == 0) & (t > 0)
             carry = jax.tree.map(lambda c: jnp.where(cut, jax.lax.stop_gradient(c), c), carry)
-        start = carry if reset_t is None else _tree_where(jnp.broadcast_to(reset_t, (B,)), carry0, carry)
+        start = carry if reset_t is None else _tree_where(jnp.broadcast_to(reset_t, (B,)), fresh, carry)
         new_carry, y = step(params, start, xp_t)
         if off_t is not None:  # zero perturbations whose gradient is dL/d(carry_t): see diagnostics
             new_carry = jax.tree.map(jnp.add, new_carry, off_t)
@@ -219,8 +226,11 @@ def _run(layer, params, b: _Batch, reverse, dropout_key, opts, offsets=None):
     if isinstance(layer, Cell):
         return _scan_cell(layer, params, b, reverse, **opts, offsets=offsets)
     if isinstance(layer, Bidirectional):
-        fwd = _scan_cell(layer.forward, params.forward, b._replace(carry=b.carry.forward), reverse, **opts)
-        bwd = _scan_cell(layer.backward, params.backward, b._replace(carry=b.carry.backward), not reverse, **opts)
+        fresh = b.reset_carry or BidirectionalCarry(None, None)
+        fwd = _scan_cell(layer.forward, params.forward, b._replace(carry=b.carry.forward, reset_carry=fresh.forward),
+                         reverse, **opts)  # fmt: skip
+        bwd = _scan_cell(layer.backward, params.backward,
+                         b._replace(carry=b.carry.backward, reset_carry=fresh.backward), not reverse, **opts)  # fmt: skip
         ys = jnp.concatenate([fwd[1], bwd[1]], axis=-1) if layer.merge == "concat" else fwd[1] + bwd[1]
         carries = BidirectionalCarry(fwd[2], bwd[2]) if opts["return_carries"] else None
         return BidirectionalCarry(fwd[0], bwd[0]), ys, carries
@@ -228,8 +238,9 @@ def _run(layer, params, b: _Batch, reverse, dropout_key, opts, offsets=None):
     finals, all_carries = [], []
     ys = b.xs
     valid = None if b.lengths is None else (jnp.arange(ys.shape[0])[:, None] < b.lengths[None, :])[..., None]
-    for l, (sub, p, c) in enumerate(zip(layer.layers, params, b.carry)):
-        final, out, carries = _run(sub, p, b._replace(xs=ys, carry=c), reverse, None, opts)
+    fresh = (None,) * len(layer.layers) if b.reset_carry is None else b.reset_carry
+    for l, (sub, p, c, r) in enumerate(zip(layer.layers, params, b.carry, fresh)):
+        final, out, carries = _run(sub, p, b._replace(xs=ys, carry=c, reset_carry=r), reverse, None, opts)
         if layer.residual and l > 0:
             out = out + ys
             if valid is not None:
@@ -251,6 +262,7 @@ def unroll(
     initial_carry=None,
     lengths: jax.Array | None = None,
     resets: jax.Array | None = None,
+    reset_carry=None,
     time_major: bool = False,
     reverse: bool = False,
     truncation: int | None = None,
@@ -280,7 +292,12 @@ def unroll(
             inside ``jit`` they cannot be checked and are clipped to [0, T].
         resets: booleans shaped like ``xs`` without its feature axis. ``resets[t]`` marks ``x_t`` as
             the first step of a new segment (document, episode): the carry is set back to
-            ``initial_carry`` before step t. Segments stay the same with ``reverse``.
+            ``reset_carry`` before step t. Segments stay the same with ``reverse``.
+        reset_carry: what a reset sets the carry to, batched like ``initial_carry``; default
+            ``initial_carry``. Stateful training over consecutive windows of a stream passes the
+            previous window's final carry as ``initial_carry`` and the fresh carry
+            (``cell.initial_carry(params, (B,))``) here, so a document that starts inside the
+            window starts from scratch (see :mod:`rnnlab.language_model`).
         time_major: layout of ``xs``, outputs and carries.
         reverse: process each sequence from its last valid step to its first. Outputs stay aligned
             with the inputs (``ys[t]`` is the output after reading ``x_t``).
@@ -339,7 +356,7 @@ def unroll(
     ):
         if not isinstance(flag, bool):
             raise TypeError(f"{where}: {name} must be a bool; got {flag!r}")
-    b = _check(where, cell, params, xs, initial_carry, lengths, resets, time_major, truncation, unroll)
+    b = _check(where, cell, params, xs, initial_carry, lengths, resets, time_major, truncation, unroll, reset_carry)
     if hoist_input is not None and not isinstance(hoist_input, bool):
         raise TypeError(f"{where}: hoist_input must be a bool or None; got {hoist_input!r}")
     if fused is not None and not isinstance(fused, bool):

@@ -70,6 +70,22 @@ def test_watch_sees_the_parameters_the_gradient_is_taken_at():
         step(state, BATCH, jax.random.key(0))
 
 
+def test_has_aux_returns_the_loss_functions_aux_and_the_same_update():
+    opt = train.make_optimizer(train.OptimizerConfig("adam", learning_rate=1e-2))
+
+    def with_carry(params, batch, key):
+        carry, ys = rnnlab.unroll(CELL, params, batch["x"])
+        return jnp.mean((jnp.sum(ys[:, -1], axis=-1) - batch["y"]) ** 2), carry
+
+    state = train.init_state(PARAMS, opt)
+    new, metrics, carry = train.make_train_step(with_carry, opt, has_aux=True)(state, BATCH, jax.random.key(0))
+    plain, plain_metrics = train.make_train_step(loss_fn, opt)(state, BATCH, jax.random.key(0))
+    np.testing.assert_allclose(carry.hidden, rnnlab.unroll(CELL, PARAMS, BATCH["x"])[0].hidden, rtol=1e-6)
+    np.testing.assert_allclose(metrics["loss"], plain_metrics["loss"], rtol=1e-6)
+    for a, b in zip(jax.tree.leaves(new.params), jax.tree.leaves(plain.params)):
+        np.testing.assert_allclose(a, b, rtol=1e-6)
+
+
 def test_penalties_add_to_the_objective_and_spare_biases():
     l1, l2 = 0.01, 0.1
     step, state = _step(train.OptimizerConfig("sgd", learning_rate=1.0, clip=None), scale=0.0, l1=l1, l2=l2)

@@ -97,6 +97,33 @@ def test_resets_equal_separate_documents():
     np.testing.assert_allclose(ys_rev, jnp.concatenate([first_rev, second_rev], axis=1), atol=ATOL)
 
 
+@pytest.mark.parametrize(
+    "layer",
+    [CELLS["lstm"], rnnlab.stack([cells.gru(H), cells.elman(4)])],
+    ids=["cell", "stack"],
+)
+def test_stateful_windows_with_reset_carry_equal_one_pass(layer):
+    """Two windows run statefully (the first's final carry passed on, resets back to zeros) equal one pass."""
+    p = _params(layer)
+    fresh = layer.initial_carry(p, (B,))
+    carry, ys = rnnlab.unroll(layer, p, XS, resets=RESETS)
+    c1, y1 = rnnlab.unroll(layer, p, XS[:, :3], resets=RESETS[:, :3])
+    c2, y2 = rnnlab.unroll(layer, p, XS[:, 3:], resets=RESETS[:, 3:], initial_carry=c1, reset_carry=fresh)
+    _close((carry, ys), (c2, jnp.concatenate([y1, y2], axis=1)))
+    # Without reset_carry a reset goes back to initial_carry, the previous window's state: a different result.
+    _, stale = rnnlab.unroll(layer, p, XS[:, 3:], resets=RESETS[:, 3:], initial_carry=c1)
+    assert not np.allclose(stale, y2)
+
+
+def test_reset_carry_needs_resets_and_the_carry_shape():
+    cell = CELLS["gru"]
+    p = _params(cell)
+    with pytest.raises(ValueError, match="reset_carry.*pass resets"):
+        rnnlab.unroll(cell, p, XS, reset_carry=cell.initial_carry(p, (B,)))
+    with pytest.raises(ValueError, match=r"reset_carry leaves must have shape \(3, 6\); got \(2, 6\)"):
+        rnnlab.unroll(cell, p, XS, resets=RESETS, reset_carry=cell.initial_carry(p, (2,)))
+
+
 def test_time_major_and_unbatched_layouts():
     cell = CELLS["lstm"]
     p = _params(cell)
