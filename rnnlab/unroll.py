@@ -113,7 +113,10 @@ def _check(
                 raise ValueError(f"{where}: {name} leaves must have shape {tuple(want.shape)}; got {tuple(got.shape)}")
         return value if batched else jax.tree.map(lambda a: a[None], value)
 
-    carry = layer.initial_carry(params, (B,)) if initial_carry is None else carry_argument("initial_carry", initial_carry)
+    if initial_carry is None:
+        carry = layer.initial_carry(params, (B,))
+    else:
+        carry = carry_argument("initial_carry", initial_carry)
     if reset_carry is not None:
         if resets is None:
             raise ValueError(f"{where}: reset_carry is what a reset sets the carry to; pass resets with it")
@@ -227,10 +230,10 @@ def _run(layer, params, b: _Batch, reverse, dropout_key, opts, offsets=None):
         return _scan_cell(layer, params, b, reverse, **opts, offsets=offsets)
     if isinstance(layer, Bidirectional):
         fresh = b.reset_carry or BidirectionalCarry(None, None)
-        fwd = _scan_cell(layer.forward, params.forward, b._replace(carry=b.carry.forward, reset_carry=fresh.forward),
-                         reverse, **opts)  # fmt: skip
-        bwd = _scan_cell(layer.backward, params.backward,
-                         b._replace(carry=b.carry.backward, reset_carry=fresh.backward), not reverse, **opts)  # fmt: skip
+        forward = b._replace(carry=b.carry.forward, reset_carry=fresh.forward)
+        backward = b._replace(carry=b.carry.backward, reset_carry=fresh.backward)
+        fwd = _scan_cell(layer.forward, params.forward, forward, reverse, **opts)
+        bwd = _scan_cell(layer.backward, params.backward, backward, not reverse, **opts)
         ys = jnp.concatenate([fwd[1], bwd[1]], axis=-1) if layer.merge == "concat" else fwd[1] + bwd[1]
         carries = BidirectionalCarry(fwd[2], bwd[2]) if opts["return_carries"] else None
         return BidirectionalCarry(fwd[0], bwd[0]), ys, carries

@@ -12,8 +12,10 @@ Example:
     ((385, 32, 1), (385, 4, 1))
 """
 
-from rnnlab.data import datasets
+from rnnlab.data import datasets, digits, sentiment
 from rnnlab.data.baselines import linear_autoregressive, persistence, seasonal_naive
+from rnnlab.data.digits import Digits, digit_sequences, pixel_permutation, stratified_split
+from rnnlab.data.sentiment import Reviews, reviews
 from rnnlab.data.series import mackey_glass
 from rnnlab.data.windows import Splits, Standardizer, Windows, chronological_split, errors, windows
 
@@ -29,4 +31,12 @@ __all__ = [
     "persistence",
     "seasonal_naive",
     "linear_autoregressive",
+    "digits",
+    "Digits",
+    "digit_sequences",
+    "pixel_permutation",
+    "stratified_split",
+    "sentiment",
+    "Reviews",
+    "reviews",
 ]
