@@ -50,18 +50,26 @@ def add_common_arguments(parser: argparse.ArgumentParser, presets: Iterable[str]
 def apply_common_arguments(config, args: argparse.Namespace, parser: argparse.ArgumentParser):
     """``config`` with the overrides given in ``args``; an override the config has no field for is an error."""
     train = config.train
+    fields = {f.name for f in dataclasses.fields(config)}
+    train_fields = {f.name for f in dataclasses.fields(train)}
+    changes = {}
     for field, value in (("seeds", args.seeds), ("steps", args.steps), ("batch_size", args.batch_size)):
-        if value is not None:
+        if value is None:
+            continue
+        if field in train_fields:
             train = dataclasses.replace(train, **{field: value})
+        elif field in fields:  # e.g. seeds run one after another rather than inside the training settings
+            changes[field] = value
+        else:
+            parser.error(f"--{field.replace('_', '-')}: this experiment has no {field} to override")
     if args.optimizer is not None or args.lr is not None:
         opt = train.optimizer
         lr = opt.learning_rate if args.lr is None else args.lr
         train = dataclasses.replace(train, optimizer=dataclasses.replace(opt, name=args.optimizer or opt.name,
                                                                          learning_rate=lr))  # fmt: skip
-    changes = {"train": train}
+    changes["train"] = train
     if args.seed is not None:
         changes["seed"] = args.seed
-    fields = {f.name for f in dataclasses.fields(config)}
     for option, field, value in (("--hidden", "hidden_size", args.hidden), ("--lengths", "lengths", args.lengths)):
         if value is None:
             continue

@@ -44,6 +44,30 @@ def test_an_override_the_experiment_has_no_field_for_is_an_error(capsys):
     assert "--hidden: this experiment has no hidden_size to override" in capsys.readouterr().err
 
 
+@dataclasses.dataclass(frozen=True)
+class _Settings:
+    steps: int = 10
+
+
+@dataclasses.dataclass(frozen=True)
+class _SeedsOutside:
+    name: str
+    seed: int
+    seeds: int
+    train: _Settings
+
+
+def test_seeds_go_to_the_config_when_the_training_settings_have_none(capsys):
+    preset = _SeedsOutside("demo", 0, 1, _Settings())
+    parser, args = _parse("--seeds", "4", "--steps", "7")
+    config = cli.apply_common_arguments(preset, args, parser)
+    assert (config.seeds, config.train.steps) == (4, 7)
+    parser, args = _parse("--batch-size", "8")
+    with pytest.raises(SystemExit):
+        cli.apply_common_arguments(preset, args, parser)
+    assert "--batch-size: this experiment has no batch_size to override" in capsys.readouterr().err
+
+
 def test_replot_recomputes_findings_and_redraws(tmp_path):
     (tmp_path / "results.json").write_text(json.dumps({"runs": [1, 2]}))
     drawn = []

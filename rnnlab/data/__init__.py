@@ -12,7 +12,7 @@ Example:
     ((385, 32, 1), (385, 4, 1))
 """
 
-from rnnlab.data import datasets, digits, sentiment
+from rnnlab.data import datasets, digits, ngram, sentiment, text
 from rnnlab.data.baselines import linear_autoregressive, persistence, seasonal_naive
 from rnnlab.data.digits import Digits, digit_sequences, pixel_permutation, stratified_split
 from rnnlab.data.sentiment import Reviews, reviews
@@ -21,6 +21,8 @@ from rnnlab.data.windows import Splits, Standardizer, Windows, chronological_spl
 
 __all__ = [
     "datasets",
+    "text",
+    "ngram",
     "mackey_glass",
     "Splits",
     "Standardizer",

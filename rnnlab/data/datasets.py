@@ -1,20 +1,33 @@
-"""Real series that ship inside a package (statsmodels), so no download is needed.
+"""Real data: series that ship inside a package (statsmodels), and a text corpus fetched once and cached.
 
-Both need the optional ``statsmodels`` (``pip install 'rnnlab[data]'``); importing this module does
-not, only calling a loader does.
+The series need the optional ``statsmodels`` (``pip install 'rnnlab[data]'``); importing this module
+does not, only calling a loader does. Nothing here touches the network except
+:func:`tiny_shakespeare`, and only when its file is not cached yet.
 
 * :func:`co2` — Mauna Loa atmospheric CO2 (ppm), weekly 1958-2001 in statsmodels, returned as
   monthly means (526 months from March 1958); the few months with no measurement are
   filled by linear interpolation between their neighbours. Season: 12 months.
 * :func:`sunspots` — yearly mean sunspot numbers 1700-2008 (309 years). Season: the ~11-year
   solar cycle (11), for the seasonal-naive baseline.
+* :func:`tiny_shakespeare` — the Tiny Shakespeare corpus (1,115,394 bytes of plays, public
+  domain) from the public char-rnn repository, downloaded on first use into a cache folder and
+  checked against its SHA-256.
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
+import pathlib
+import tempfile
+import urllib.error
+import urllib.request
 from typing import NamedTuple
 
 import numpy as np
+
+TINY_SHAKESPEARE_URL = "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt"
+TINY_SHAKESPEARE_SHA256 = "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"
 
 
 class Series(NamedTuple):
@@ -73,3 +86,48 @@ def sunspots() -> Series:
     frame = _statsmodels_datasets().sunspots.load_pandas().data
     return Series("sunspots", frame["SUNACTIVITY"].to_numpy(np.float64), 11, "sunspot number",
                   str(int(frame["YEAR"].iloc[0])), "year")  # fmt: skip
+
+
+def cache_dir() -> pathlib.Path:
+    """Where downloads are kept: ``$RNNLAB_DATA_DIR`` if set, else ``~/.cache/rnnlab``."""
+    return pathlib.Path(os.environ.get("RNNLAB_DATA_DIR") or pathlib.Path.home() / ".cache" / "rnnlab")
+
+
+def tiny_shakespeare(directory=None, *, timeout: float = 60.0) -> pathlib.Path:
+    """The path of the cached Tiny Shakespeare file, downloading it first if it is not there.
+
+    Args:
+        directory: the cache folder (default :func:`cache_dir`).
+        timeout: seconds to wait for the server.
+
+    Raises:
+        ConnectionError: the download failed (offline, say); the message says where to put a copy
+            by hand, or to pass another corpus.
+        ValueError: the downloaded or cached bytes do not have the expected SHA-256.
+    """
+    folder = pathlib.Path(directory) if directory is not None else cache_dir()
+    path = folder / "tinyshakespeare.txt"
+    if path.is_file():
+        _check_sha256(path.read_bytes(), f"the cached file {path} (delete it to download again)")
+        return path
+    try:
+        with urllib.request.urlopen(TINY_SHAKESPEARE_URL, timeout=timeout) as response:
+            payload = response.read()
+    except (urllib.error.URLError, OSError) as e:
+        raise ConnectionError(
+            f"tiny_shakespeare: could not download {TINY_SHAKESPEARE_URL} ({e}). If this machine is offline, "
+            f"copy that file here by hand: {path} (or set RNNLAB_DATA_DIR to a folder holding tinyshakespeare.txt), "
+            f"or train on any UTF-8 text file with --corpus PATH."
+        ) from e
+    _check_sha256(payload, f"the download of {TINY_SHAKESPEARE_URL}")
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=folder, prefix=".tinyshakespeare-", delete=False) as f:
+        f.write(payload)
+    os.replace(f.name, path)  # atomic: a reader never sees half a file
+    return path
+
+
+def _check_sha256(payload: bytes, what: str) -> None:
+    digest = hashlib.sha256(payload).hexdigest()
+    if digest != TINY_SHAKESPEARE_SHA256:
+        raise ValueError(f"tiny_shakespeare: {what} has SHA-256 {digest}, expected {TINY_SHAKESPEARE_SHA256}")
