@@ -202,7 +202,7 @@ def _score(nats: np.ndarray) -> dict:
 
 def run_experiment(config: Config, out: pathlib.Path, *, progress: bool = True, resume: bool = False) -> dict:
     """Runs the n-gram baselines and every (cell, documents, seed) into ``out`` (:func:`rnnlab.experiment.run_grid`)."""
-    prep = []
+    prep, models = [], {}
 
     def prepared() -> Prepared:
         if not prep:
@@ -223,7 +223,9 @@ def run_experiment(config: Config, out: pathlib.Path, *, progress: bool = True, 
             return entry, {}
         (cell_id, docs), seed = a, b
         train_d, val_d, test_d = p.splits[docs]
-        model = language_model.char_model(CELLS[cell_id][1](config.hidden_size), p.vocab.size)
+        if cell_id not in models:  # one model per cell: its compiled training and scoring are reused
+            models[cell_id] = language_model.char_model(CELLS[cell_id][1](config.hidden_size), p.vocab.size)
+        model = models[cell_id]
         key = jax.random.fold_in(jax.random.key(config.seed), seed)
         label = f"[{k + 1}/{n}] {CELLS[cell_id][0]} {docs} seed {seed}"
         result = language_model.train_language_model(model, train_d, val_d, config.train, key,

@@ -124,6 +124,11 @@ def _slice(arrays: Lanes, k, L: int) -> _Window:
 
 
 @functools.lru_cache(maxsize=16)
+def _optimizer(config: OptimizerConfig) -> optax.GradientTransformation:
+    return make_optimizer(config)
+
+
+@functools.lru_cache(maxsize=16)
 def _trainer(model: SequenceModel, optimizer: optax.GradientTransformation, window: int, l2: float) -> Callable:
     """``run(state, carry, key, lanes, first_step, length)``: ``length`` train steps as one ``lax.scan``."""
 
@@ -229,7 +234,7 @@ def train_language_model(
     laid = lanes(train, s.batch_size, s.window)
     arrays = Lanes(*map(jnp.asarray, laid))
     k_init, k_train = jax.random.split(key)
-    optimizer = make_optimizer(s.optimizer)
+    optimizer = _optimizer(s.optimizer)  # the same object for the same config: the compiled trainer is reused
     state: TrainState = init_state(model.init(k_init, model.output_size), optimizer)
     carry = model.core.initial_carry(state.params.core, (s.batch_size,))
     run = _trainer(model, optimizer, s.window, float(s.l2))

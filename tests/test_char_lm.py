@@ -1,0 +1,51 @@
+"""The character-level language-model experiment: a tiny run on a generated corpus, and its corpus options."""
+
+import json
+
+import experiment_module
+import numpy as np
+import pytest
+
+from rnnlab.data import ngram, text
+
+
+@pytest.fixture(scope="module")
+def cl():
+    return experiment_module.load("char_lm")
+
+
+def test_tiny_run_scores_networks_next_to_ngrams(cl, tmp_path):
+    out = tmp_path / "run"
+    results = cl.main(["--preset", "tiny", "--out", str(out), "--no-progress"])
+    config = cl.PRESETS["tiny"]
+    assert (out / "learning_curves.png").exists() and (out / "report.md").exists()
+    saved = json.loads((out / "results.json").read_text())
+    names = [(e["model"], e["documents"]) for e in saved["runs"]]
+    assert names == [(f"ngram{n}", "-") for n in config.ngram_orders] + list(config.models)
+    # The n-gram entries are rnnlab.data.ngram's scores of the same split of the same text.
+    corpus = text.generated_text(config.generated_documents, seed=config.seed)
+    vocab = text.Vocabulary.from_text(corpus[: round(len(corpus) * config.fractions[0])])
+    train, val, test = text.split_stream(text.token_stream(corpus, vocab), config.fractions)
+    model, _ = ngram.tuned(ngram.NGram.fit(train.ids, order=3, vocab_size=vocab.size), val.ids)
+    (tri,) = [e for e in saved["runs"] if e["model"] == "ngram3"]
+    assert tri["test"]["bits_per_char"] == pytest.approx(float(np.mean(model.bits(test.ids))))
+    assert tri["test"]["tokens"] == len(test.ids) - 1
+    for e in saved["runs"][len(config.ngram_orders):]:
+        assert e["test"]["tokens"] == len(test.ids) - 1 and e["diverged_step"] == -1
+        assert e["validation"]["bits_per_char"] < np.log2(vocab.size)  # learned something in 60 steps
+        greedy = e["samples"]["0.0"]
+        assert greedy.startswith(config.prompt) and len(greedy) == len(config.prompt) + config.sample_length
+    assert set(results["findings"]["models"]) == {"gru_stream", "gru_separated"}
+    assert "| 3-gram (add-k)" in (out / "report.md").read_text()
+
+
+def test_corpus_options(cl, tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        cl.main(["--preset", "tiny", "--corpus", str(tmp_path / "missing.txt"), "--out", str(tmp_path / "x")])
+    assert "--corpus: no file at" in capsys.readouterr().err
+    corpus = tmp_path / "notes.txt"
+    corpus.write_text("héllo wörld\n\n" * 50, encoding="utf-8")
+    config = cl.PRESETS["tiny"].__class__(**{**cl.PRESETS["tiny"].__dict__, "corpus": str(corpus), "level": "byte"})
+    prepared = cl.Prepared(config)
+    assert prepared.vocab.size == 256 and len(prepared.splits["stream"][0].ids) == round(0.8 * len(corpus.read_bytes()))
+    assert prepared.splits["separated"][0].starts.sum() > 1  # documents at every blank line
