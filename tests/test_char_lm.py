@@ -35,7 +35,7 @@ def test_tiny_run_scores_networks_next_to_ngrams(cl, tmp_path):
         assert e["validation"]["bits_per_char"] < np.log2(vocab.size)  # learned something in 60 steps
         greedy = e["samples"]["0.0"]
         assert greedy.startswith(config.prompt) and len(greedy) == len(config.prompt) + config.sample_length
-    assert set(results["findings"]["models"]) == {"gru_stream", "gru_separated"}
+    assert set(results["findings"]["models"]) == {"gru_separated"}
     assert "| 3-gram (add-k)" in (out / "report.md").read_text()
 
 
