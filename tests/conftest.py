@@ -1,9 +1,25 @@
-"""A strict test environment: implicit rank promotion raises, and float64 is available per test."""
+"""A strict test environment: implicit rank promotion raises, float64 is available per test, and no test
+reaches the network (a connection to any host but this machine raises)."""
+
+import socket
 
 import jax
 import pytest
 
 jax.config.update("jax_numpy_rank_promotion", "raise")
+
+_LOCAL = ("127.0.0.1", "::1", "localhost", "0.0.0.0")
+_connect = socket.socket.connect
+
+
+def _local_only(self, address):
+    host = address[0] if isinstance(address, tuple) else address
+    if isinstance(host, str) and host not in _LOCAL and self.family in (socket.AF_INET, socket.AF_INET6):
+        raise RuntimeError(f"the test suite must not use the network; a test tried to connect to {address!r}")
+    return _connect(self, address)
+
+
+socket.socket.connect = _local_only
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ def refuse(*args, **kwargs):
 socket.socket.connect = refuse
 socket.create_connection = refuse
 socket.getaddrinfo = refuse
-import rnnlab, rnnlab.interop.torch, rnnlab.interop.flax, rnnlab.flax_module
+import rnnlab, rnnlab.interop.torch, rnnlab.interop.flax, rnnlab.flax_module, rnnlab.data, rnnlab.language_model
 print("torch" in sys.modules)
 """
 
