@@ -12,7 +12,9 @@ fitted on the training part only; windows of ``input_length`` steps predict the 
 
 For every (series, horizon): the baselines (persistence ``x_t``; seasonal naive ``x_{t+h-m}``
 where the series has a season ``m``; a linear autoregressive model on the window, fitted by least
-squares on the training windows) and, for each cell and mapping (many-to-one: loss on the last
+squares on the training windows; and, for the series whose networks read windows relative to their
+last value, the same least-squares model on those relative windows, the networks' fair linear
+counterpart) and, for each cell and mapping (many-to-one: loss on the last
 step's forecast; many-to-many: a loss on every step's forecast of its next ``H`` values; see
 :mod:`rnnlab.forecasting`), ``seeds`` models trained with Adam on MSE, early-stopped on the
 validation windows. Scores are RMSE and MAE over every test window and horizon step, in the
@@ -39,7 +41,12 @@ CELLS = {
     "gru": ("GRU", lambda h: rnnlab.cells.gru(h)),
     "rnn": ("tanh RNN", lambda h: rnnlab.cells.elman(h)),
 }
-BASELINES = {"persistence": "persistence", "seasonal_naive": "seasonal naive", "linear_ar": "linear AR"}
+BASELINES = {
+    "persistence": "persistence",
+    "seasonal_naive": "seasonal naive",
+    "linear_ar": "linear AR",
+    "linear_ar_relative": "linear AR, relative windows",
+}
 SERIES = ("mackey_glass", "co2", "sunspots")
 
 
@@ -177,15 +184,26 @@ class Prepared:
         self.z = [data.windows(self.scaler.transform(p), self.length, horizon) for p in parts]
         self.raw = [data.windows(p, self.length, horizon) for p in parts]
         # Each window's offset: its last standardized input when the networks work relative to it.
-        self.offsets = [
-            w.inputs[:, -1:] if name in config.relative else np.zeros_like(w.inputs[:, -1:]) for w in self.z
-        ]
+        self.relative = name in config.relative
+        self.offsets = [w.inputs[:, -1:] if self.relative else np.zeros_like(w.inputs[:, -1:]) for w in self.z]
         self.net = [data.Windows(w.inputs - o, w.targets - o, w.start) for w, o in zip(self.z, self.offsets)]
         self.test_start = len(parts.train) + len(parts.validation)
 
 
 def run_baseline(prep: Prepared, baseline: str, horizon: int, ridge: float) -> np.ndarray | None:
-    """The baseline's test forecasts ``(N_test, H, 1)``, in raw units; None where it does not apply."""
+    """The baseline's test forecasts ``(N_test, H, 1)``, in raw units; None where it does not apply.
+
+    ``"linear_ar_relative"`` is the least-squares AR fitted on exactly what the networks read and
+    predict where they work relative to each window's last value (the fair linear counterpart of a
+    network there); it does not apply to a series the networks read in absolute values.
+    """
+    if baseline == "linear_ar_relative":
+        if not prep.relative:
+            return None
+        train = prep.net[0]
+        ar = data.linear_autoregressive(train.inputs, train.targets, order=prep.length, ridge=ridge)
+        change = ar(prep.net[2].inputs)
+        return prep.scaler.inverse(change + prep.offsets[2])
     test = prep.raw[2].inputs
     if baseline == "persistence":
         return data.persistence(test, horizon)
@@ -229,8 +247,9 @@ def run_experiment(config: Config, out: pathlib.Path, *, progress: bool = True, 
         if model in BASELINES:
             pred = run_baseline(p, model, horizon, config.ar_ridge)
             if pred is None:
+                why = "networks read absolute values" if model == "linear_ar_relative" else "no season"
                 return {"series": series, "horizon": horizon, "model": model, "mapping": mapping, "seeds": 0,
-                        "rmse": None, "mae": None, "skipped": "no season"}, arrays  # fmt: skip
+                        "rmse": None, "mae": None, "skipped": why}, arrays  # fmt: skip
             return _entry(series, horizon, model, mapping, pred[None], truth), {**arrays, "prediction": pred[:, -1, 0]}
         cell = CELLS[model][1](config.hidden_size)
         f, result = forecasting.train_forecaster(
@@ -304,7 +323,8 @@ def make_plots(results: dict, out: pathlib.Path) -> list[pathlib.Path]:
             axes[0].plot(first["time"], first["truth"], "k", lw=1.5, label="truth")
             palette = plots.colors(list(loaded))
             for label, z in loaded.items():
-                if "prediction" in z and ("many-to-one" in label or label in ("persistence", "linear AR")):
+                if "prediction" in z and ("many-to-one" in label or label in ("persistence", "linear AR",
+                                                                             "linear AR, relative windows")):
                     axes[0].plot(z["time"], z["prediction"], lw=1, color=palette[label], label=label)
             axes[0].set_xlabel("step of the series (test tail)")
             axes[0].set_title(f"{s}: forecasts {h} step(s) ahead on the test tail (first seed)", fontsize=9)
@@ -338,7 +358,8 @@ def report(results: dict) -> str:
         f"{tuple(cfg['fractions'])}; standardization fitted on the training split only"
         + (
             f"; for {', '.join(cfg['relative'])} the networks read each window relative to its last value and "
-            "forecast the change from it (the linear AR reads absolute values)"
+            "forecast the change from it (the linear AR reads absolute values; the linear AR on relative windows "
+            "reads and predicts what these networks do)"
             if cfg["relative"]
             else ""
         )

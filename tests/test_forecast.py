@@ -43,6 +43,14 @@ def test_tiny_run_scores_baselines_and_models_on_the_test_tail(fc, tmp_path):
     want = data.errors(data.persistence(test.inputs, 2), test.targets)
     (pers,) = [e for e in saved["runs"] if e["model"] == "persistence"]
     assert pers["rmse"]["mean"] == pytest.approx(want["rmse"]) and pers["mae"]["mean"] == pytest.approx(want["mae"])
+    # The AR on relative windows: fitted on train windows minus their last value, standardized with train statistics.
+    parts = data.chronological_split(values, config.fractions)
+    mean, std = parts.train.mean(), parts.train.std()
+    tr, te = (data.windows((x - mean) / std, 8, 2) for x in (parts.train, parts.test))
+    ar = data.linear_autoregressive(tr.inputs - tr.inputs[:, -1:], tr.targets - tr.inputs[:, -1:], order=8)
+    pred = (ar(te.inputs - te.inputs[:, -1:]) + te.inputs[:, -1:]) * std + mean
+    (rel,) = [e for e in saved["runs"] if e["model"] == "linear_ar_relative"]
+    assert rel["rmse"]["mean"] == pytest.approx(data.errors(pred, test.targets)["rmse"], rel=1e-6)
     (seasonal,) = [e for e in saved["runs"] if e["model"] == "seasonal_naive"]
     assert seasonal["rmse"] is None and seasonal["skipped"] == "no season"
     for e in saved["runs"]:
