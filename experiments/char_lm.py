@@ -324,6 +324,7 @@ def make_plots(results: dict, out: pathlib.Path) -> list[pathlib.Path]:
     labels = [_label(m, d) for m, d in nets]
     palette = plots.colors(labels)
     fig, axes = plt.subplots(1, 2, figsize=(12, 4), layout="constrained", sharey=True)
+    lows, highs = [], []
     for (model, docs), es in nets.items():
         label = _label(model, docs)
         for i, e in enumerate(es):
@@ -334,20 +335,23 @@ def make_plots(results: dict, out: pathlib.Path) -> list[pathlib.Path]:
             width = max(1, len(curve["train_bpc"]) // 100)
             smooth = np.convolve(curve["train_bpc"], np.ones(width) / width, mode="valid")
             axes[1].plot(curve["step"][width - 1:], smooth, **kw)
+            lows.append(min(curve["val_bpc"].min(), smooth.min()))
+            highs.append(curve["val_bpc"][1:].max() if len(curve["val_bpc"]) > 1 else curve["val_bpc"][0])
     f = results["findings"]
     if f["best_ngram"] is not None:
         (best,) = [e for e in results["runs"] if e["model"] == f["best_ngram"]]
         for ax in axes:
             ax.axhline(best["validation"]["bits_per_char"], color="0.4", ls="--", lw=1,
                        label=f"{_label(best['model'], '-')}, validation")  # fmt: skip
-    axes[0].set_title("validation text (every evaluation; each seed a line)", fontsize=9)
+    axes[0].set_title("validation text (every evaluation; each seed a line; step 0 off the chart)", fontsize=9)
     axes[1].set_title("training windows (moving average)", fontsize=9)
     axes[0].set_ylabel("bits per character")
     for ax in axes:
         ax.set_xlabel("training step (one window of every lane)")
         ax.grid(True, alpha=0.3)
     axes[0].legend(fontsize=7)
-    axes[0].set_ylim(bottom=0)
+    if lows:
+        axes[0].set_ylim(max(0.0, min(lows) - 0.2), max(highs) + 0.2)  # the untrained step-0 scores stay off the chart
     return [runs.save_figure(fig, out / "learning_curves.png")]
 
 
