@@ -123,13 +123,13 @@ _SHAKESPEARE = dict(corpus="tiny_shakespeare", generated_documents=1, level="cha
                     temperatures=(0.5, 1.0), sample_length=300, seed=0)  # fmt: skip
 
 PRESETS = {
-    # Tiny Shakespeare, small networks: about 5 minutes on a 2-core CPU.
+    # Tiny Shakespeare, small networks: about 2 minutes on a 2-core CPU.
     "quick": Config(
         name="char_lm-quick",
         models=(("lstm", "stream"), ("rnn", "stream")),
         hidden_size=128,
         seeds=1,
-        train=_settings(64, 32, 1000, 100),
+        train=_settings(64, 32, 2000, 200),
         **_SHAKESPEARE,
     ),
     # Three cells and the LSTM with its state reset at every speech; about 9 epochs each, one seed
