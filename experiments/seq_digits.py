@@ -2,7 +2,7 @@ r"""Sequence classification: handwritten digits read pixel by pixel (plain and p
 
 Run (from the repository root):
 
-    .venv/bin/python experiments/seq_digits.py --preset quick            # about 2 minutes on a 2-core CPU
+    .venv/bin/python experiments/seq_digits.py --preset quick            # about 2 minutes on an idle 2-core CPU
     .venv/bin/python experiments/seq_digits.py --preset full --out runs/seq_digits-full
 
 Part 1, digits. The 1797 8x8 digit images that ship with scikit-learn, read one pixel per step
@@ -140,7 +140,7 @@ def _settings(seeds, steps, every, patience, lr=3e-3):
 
 
 PRESETS = {
-    # About 2 minutes on a 2-core CPU.
+    # About 2 minutes on an idle 2-core CPU.
     "quick": Config(
         name="seq_digits-quick",
         orders=ORDERS,
@@ -154,9 +154,9 @@ PRESETS = {
         hidden_size=32,
         logistic_c=1.0,
         seed=0,
-        train=_settings(3, 600, 100, 5),
+        train=_settings(3, 1000, 100, 5),
     ),
-    # Two cells on the reviews; about 12 minutes on an idle 2-core CPU.
+    # Two cells on the reviews; 10 minutes on an idle 2-core CPU.
     "full": Config(
         name="seq_digits-full",
         orders=ORDERS,
