@@ -229,7 +229,7 @@ def _run(layer, params, b: _Batch, reverse, dropout_key, opts, offsets=None):
     if isinstance(layer, Cell):
         return _scan_cell(layer, params, b, reverse, **opts, offsets=offsets)
     if isinstance(layer, Bidirectional):
-        fresh = b.reset_carry or BidirectionalCarry(None, None)
+        fresh = BidirectionalCarry(None, None) if b.reset_carry is None else b.reset_carry
         forward = b._replace(carry=b.carry.forward, reset_carry=fresh.forward)
         backward = b._replace(carry=b.carry.backward, reset_carry=fresh.backward)
         fwd = _scan_cell(layer.forward, params.forward, forward, reverse, **opts)

@@ -115,6 +115,17 @@ def test_stateful_windows_with_reset_carry_equal_one_pass(layer):
     assert not np.allclose(stale, y2)
 
 
+def test_reset_carry_reaches_both_directions_of_a_bidirectional_layer():
+    layer = rnnlab.bidirectional(cells.gru(H))
+    p = _params(layer)
+    fresh = layer.initial_carry(p, (B,))
+    plain = rnnlab.unroll(layer, p, XS, resets=RESETS)[1]
+    _close(rnnlab.unroll(layer, p, XS, resets=RESETS, reset_carry=fresh)[1], plain)
+    other = jax.tree.map(lambda a: a + 1.0, fresh)
+    moved = np.asarray(rnnlab.unroll(layer, p, XS, resets=RESETS, reset_carry=other)[1]) != np.asarray(plain)
+    assert moved[..., :H].any() and moved[..., H:].any()  # forward and backward outputs both see it
+
+
 def test_reset_carry_needs_resets_and_the_carry_shape():
     cell = CELLS["gru"]
     p = _params(cell)
