@@ -7,6 +7,21 @@ An experiment module defines ``PRESETS`` (``{name: Config}``, frozen dataclasses
 here override a preset field by field; an experiment adds its own through ``add_arguments`` and
 applies them in ``configure``.
 
+``--config FILE`` reads a JSON or TOML file (:func:`rnnlab.config.load`, parsed, never evaluated) whose
+keys override the chosen preset's fields, nested tables merging into nested settings
+(:func:`rnnlab.config.merge`); the other options are applied after it, so they win. A key the
+config has no field for, a value of the wrong type or out of range stops the command with a
+message that names the key (and lists the valid keys), e.g. ``run.toml: unknown key
+'train.optimizer.lerning_rate' (did you mean 'learning_rate'?); valid keys of train.optimizer: [...]``::
+
+    # run.toml
+    hidden_size = 32
+    [train]
+    steps = 2000
+    [train.optimizer]
+    name = "rmsprop"
+    learning_rate = 1e-3
+
 Example:
     >>> import argparse
     >>> parser = argparse.ArgumentParser()
@@ -25,6 +40,7 @@ import pathlib
 import sys
 from collections.abc import Callable, Iterable
 
+from rnnlab import config as config_files
 from rnnlab import runs
 from rnnlab.train import OPTIMIZERS
 
@@ -34,6 +50,9 @@ def add_common_arguments(parser: argparse.ArgumentParser, presets: Iterable[str]
     presets = sorted(presets)
     parser.add_argument("--preset", choices=presets, default="quick" if "quick" in presets else presets[0])
     parser.add_argument("--out", type=pathlib.Path, help="run folder (default runs/<preset name>)")
+    parser.add_argument(
+        "--config", type=pathlib.Path, metavar="FILE", help="JSON or TOML file of preset fields to override"
+    )
     parser.add_argument("--seed", type=int, help="experiment seed (default: the preset's)")
     parser.add_argument("--seeds", type=int, help="models trained per run")
     parser.add_argument("--steps", type=int, help="most training steps")
@@ -47,8 +66,28 @@ def add_common_arguments(parser: argparse.ArgumentParser, presets: Iterable[str]
     parser.add_argument("--resume", action="store_true", help="keep the finished runs of an interrupted --out")
 
 
+def apply_config_file(config, path: pathlib.Path | None, parser: argparse.ArgumentParser):
+    """``config`` with the fields of the JSON or TOML file ``path`` merged in (``None``: unchanged).
+
+    A file that cannot be read or parsed, or a key or value the config rejects, exits through
+    ``parser.error`` with the message.
+    """
+    if path is None:
+        return config
+    try:
+        return config_files.merge(config, config_files.load(path), where=str(path))
+    except OSError as e:
+        parser.error(f"--config {path}: cannot read it: {e.strerror or e}")
+    except (ValueError, TypeError) as e:
+        parser.error(str(e))
+
+
 def apply_common_arguments(config, args: argparse.Namespace, parser: argparse.ArgumentParser):
-    """``config`` with the overrides given in ``args``; an override the config has no field for is an error."""
+    """``config`` with the overrides given in ``args``; an override the config has no field for is an error.
+
+    The ``--config`` file comes first (:func:`apply_config_file`), then the single options.
+    """
+    config = apply_config_file(config, getattr(args, "config", None), parser)
     train = config.train
     fields = {f.name for f in dataclasses.fields(config)}
     train_fields = {f.name for f in dataclasses.fields(train)}
