@@ -5,7 +5,15 @@
 ``jax.lax.scan`` (sampling each step's batch inside the compiled program), then evaluates every
 model on a fixed held-out batch. It records the training curves, keeps each model's parameters
 from its best evaluation, stops early when every model has stopped improving or reached a target,
-and reports non-finite losses with their step and model.
+and reports non-finite losses with their step and model: a model whose loss or gradient is not
+finite is either stopped and marked failed (``on_nonfinite="stop"``) or has that update skipped
+(``"skip"``).
+
+Long runs: with a :class:`~rnnlab.checkpoint.Checkpointer` (or inside a
+:func:`rnnlab.checkpoint.scope`) the loop's whole state is saved at its evaluations and a new call
+with the same arguments continues from the newest checkpoint, ending with the same parameters
+and curves, bit for bit, as a run that was never interrupted. With a ``mesh``
+(:mod:`rnnlab.distributed`) the models, and optionally each model's batch, are split over devices.
 
 Determinism: everything is a function of the per-model ``keys``; model ``n``'s step ``s`` uses
 ``fold_in(keys[n], s)`` for its batch and dropout, so a model's run does not depend on which other
@@ -17,7 +25,7 @@ from __future__ import annotations
 import functools
 import math
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 import jax
@@ -25,7 +33,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from rnnlab import _checks
+from rnnlab import _checks, distributed
+from rnnlab import checkpoint as _ckpt
 from rnnlab.progress import Progress
 from rnnlab.train import TrainState, make_train_step
 
@@ -47,6 +56,9 @@ class FitResult(NamedTuple):
             (or no target).
         diverged_step: ``(N,)`` the first step whose loss or gradient norm was not finite; -1 if none.
         steps: how many training steps ran (fewer than asked when every model stopped early).
+        skipped: ``(N,)`` how many updates were skipped for a non-finite loss or gradient (always
+            0 unless ``on_nonfinite="skip"``).
+        resumed_from: the step the run continued from (a checkpoint's), 0 for a fresh run.
     """
 
     params: Any
@@ -57,26 +69,32 @@ class FitResult(NamedTuple):
     solved_step: np.ndarray
     diverged_step: np.ndarray
     steps: int
+    skipped: np.ndarray | None = None
+    resumed_from: int = 0
 
 
 @functools.lru_cache(maxsize=16)
-def _chunk_runner(loss_fn, sample_fn, optimizer, l1: float, l2: float, watch) -> Callable:
+def _chunk_runner(loss_fn, sample_fn, optimizer, l1: float, l2: float, watch, skip: bool, mesh) -> Callable:
     """``run(states, keys, first_step, length)``: ``length`` vmapped train steps as one ``lax.scan``.
 
     Cached on its arguments (as ``jax.jit`` caches on the function), so repeated :func:`fit`
     calls with the same functions and shapes compile once.
     """
-    single = make_train_step(loss_fn, optimizer, l1=l1, l2=l2, jit=False, watch=watch)
+    single = make_train_step(loss_fn, optimizer, l1=l1, l2=l2, jit=False, watch=watch, skip_nonfinite=skip)
+    split_batch = mesh is not None and mesh.shape["batch"] > 1
 
     def one_step(state, key):
         data_key, dropout_key = jax.random.split(key)
-        return single(state, sample_fn(data_key), dropout_key)
+        batch = sample_fn(data_key)
+        if split_batch:
+            batch = distributed.constrain_batch(batch, mesh)
+        return single(state, batch, dropout_key)
 
     @functools.partial(jax.jit, static_argnums=3)
     def run(states, keys, first_step, length):
         def body(states, s):
             step_keys = jax.vmap(jax.random.fold_in, in_axes=(0, None))(keys, s)
-            return jax.vmap(one_step)(states, step_keys)
+            return jax.vmap(one_step, spmd_axis_name=None if mesh is None else "seeds")(states, step_keys)
 
         return jax.lax.scan(body, states, first_step + jnp.arange(length))
 
@@ -94,7 +112,7 @@ def evaluate(eval_fn: Callable, params, batch) -> dict[str, np.ndarray]:
     The compiled function is cached per ``eval_fn``, so :func:`fit`'s validation and a later test
     evaluation with the same ``eval_fn`` and batch shape compile once.
     """
-    metrics = jax.device_get(_vmapped(eval_fn)(params, batch))
+    metrics = distributed.to_host(_vmapped(eval_fn)(params, batch))
     return {k: np.asarray(v, np.float64).reshape(-1) for k, v in metrics.items()}
 
 
@@ -122,6 +140,10 @@ def fit(
     watch: Callable | None = None,
     progress: bool = True,
     label: str = "fit",
+    on_nonfinite: str = "stop",
+    model_names: Sequence[str] | None = None,
+    checkpoint: _ckpt.Checkpointer | None = None,
+    mesh=None,
 ) -> FitResult:
     """Trains the ``N`` models in ``states`` for up to ``steps`` steps in one vmapped program.
 
@@ -150,6 +172,17 @@ def fit(
             (see :func:`rnnlab.train.make_train_step`).
         progress: print a progress line (to stderr).
         label: the progress line's label.
+        on_nonfinite: what a non-finite loss or gradient norm does to a model: ``"stop"`` (it is
+            finished and marked failed in ``diverged_step``; its parameters stay at its best
+            evaluation) or ``"skip"`` (that update is not applied, the model trains on; counted in
+            ``skipped``). Either way a warning names the step, the model and the values.
+        model_names: ``N`` names for the warnings (e.g. ``"seed 3"``); default ``"model <n>"``.
+        checkpoint: a :class:`~rnnlab.checkpoint.Checkpointer`: the loop's state is saved at its
+            evaluations, and when the folder already holds a checkpoint of this run the loop
+            continues from it. Default: the enclosing :func:`rnnlab.checkpoint.scope`'s, if any.
+        mesh: a :func:`rnnlab.distributed.make_mesh` mesh: the models are split over its
+            ``"seeds"`` axis (N must be a multiple of it) and each model's batch over its
+            ``"batch"`` axis.
 
     Returns:
         A :class:`FitResult`.
@@ -175,14 +208,30 @@ def fit(
         _checks.positive_int(where, "patience", patience)
     if target is not None:
         target = _checks.real_number(where, "target", target)
+    _checks.choice(where, "on_nonfinite", on_nonfinite, ("stop", "skip"))
     if not hasattr(keys, "shape") or keys.ndim != 1:
         raise ValueError(f"{where}: keys must be a (N,) array of PRNG keys; got {getattr(keys, 'shape', keys)!r}")
     n = keys.shape[0]
     leading = {int(x.shape[0]) if getattr(x, "ndim", 0) else None for x in jax.tree.leaves(states)}
     if leading != {n}:
         raise ValueError(f"{where}: every leaf of states needs a leading axis of N = {n} (one per key); got {leading}")
+    if model_names is None:
+        model_names = [f"model {m}" for m in range(n)]
+    elif len(model_names) != n:
+        raise ValueError(f"{where}: model_names needs N = {n} names (one per key); got {len(model_names)}")
+    if checkpoint is None:
+        checkpoint = _ckpt.next_checkpointer()
+    elif not isinstance(checkpoint, _ckpt.Checkpointer):
+        raise TypeError(
+            f"{where}: checkpoint must be a rnnlab.checkpoint.Checkpointer; got {type(checkpoint).__name__}"
+        )
+    if mesh is not None:
+        distributed.check_mesh(where, mesh)
+        states, keys = distributed.shard_models((states, keys), mesh, where=where)
 
-    run_chunk = _chunk_runner(loss_fn, sample_fn, optimizer, float(l1), float(l2), watch)
+    run_chunk = _chunk_runner(
+        loss_fn, sample_fn, optimizer, float(l1), float(l2), watch, on_nonfinite == "skip", mesh
+    )  # fmt: skip
 
     def eval_now(params):
         metrics = evaluate(eval_fn, params, eval_batch)
@@ -190,34 +239,76 @@ def fit(
             raise KeyError(f"{where}: eval_fn returned {sorted(metrics)}; monitor={monitor!r} is not among them")
         return metrics
 
-    first = eval_now(states.params)
-    evals = {k: [v] for k, v in first.items()}
-    eval_steps = [0]
-    best = np.where(np.isfinite(first[monitor]), first[monitor], np.inf)
-    best_step = np.zeros(n, np.int64)
-    bad_evals = np.zeros(n, np.int64)
-    solved_step = np.full(n, -1, np.int64)
-    if target is not None:
-        solved_step[first[monitor] <= target] = 0
-    diverged_step = np.full(n, -1, np.int64)
-    best_params = states.params
-    train_hist: dict[str, list] = {}
+    # Everything the loop carries from one evaluation to the next: what a checkpoint holds.
+    loop = {
+        "states": states,
+        "best_params": states.params,
+        "keys": keys,
+        "done": np.asarray(0, np.int64),
+        "best": np.full(n, np.inf),
+        "best_step": np.zeros(n, np.int64),
+        "bad_evals": np.zeros(n, np.int64),
+        "solved_step": np.full(n, -1, np.int64),
+        "diverged_step": np.full(n, -1, np.int64),
+        "skipped": np.zeros(n, np.int64),
+    }
+    restored = checkpoint.restore(loop) if checkpoint is not None else None
+    resumed_from = 0
+    if restored is None:
+        first = eval_now(states.params)
+        evals = {k: [v] for k, v in first.items()}
+        eval_steps = [0]
+        loop["best"] = np.where(np.isfinite(first[monitor]), first[monitor], np.inf)
+        if target is not None:
+            loop["solved_step"][first[monitor] <= target] = 0
+        train_hist: dict[str, list] = {}
+    else:
+        resumed_from, loop, log = restored
+        if not np.array_equal(jax.random.key_data(loop["keys"]), jax.random.key_data(keys)):
+            raise ValueError(
+                f"{where}: the checkpoint in {checkpoint.directory} was written by a run with other keys; "
+                "delete it or use another folder"
+            )
+        eval_steps = list(log.pop("eval_step"))
+        evals = {k[len("eval/"):]: list(v) for k, v in log.items() if k.startswith("eval/")}
+        train_hist = {k[len("train/"):]: [v] for k, v in log.items() if k.startswith("train/")}
+    states, best_params, done = loop["states"], loop["best_params"], int(loop["done"])
+    best, best_step, bad_evals = loop["best"], loop["best_step"], loop["bad_evals"]
+    solved_step, diverged_step, skipped = loop["solved_step"], loop["diverged_step"], loop["skipped"]
+
+    def finished_now():
+        finished = diverged_step >= 0
+        if patience is not None:
+            finished |= bad_evals >= patience
+        if target is not None:
+            finished |= solved_step >= 0
+        return finished
+
     bar = Progress(steps, label, enabled=progress)
-    done = 0
-    while done < steps:
+    if done:
+        bar.update(done, f"resumed at step {done}")
+    while done < steps and not (done and finished_now().all()):
         length = min(eval_every, steps - done)
         states, metrics = run_chunk(states, keys, jnp.asarray(done + 1, jnp.int32), length)
-        metrics = {k: np.asarray(v) for k, v in jax.device_get(metrics).items()}
+        metrics = {k: np.asarray(v) for k, v in distributed.to_host(metrics).items()}
         for k, v in metrics.items():
             train_hist.setdefault(k, []).append(v)
         bad = ~(np.isfinite(metrics["loss"]) & np.isfinite(metrics["grad_norm"]))
-        for m in np.flatnonzero(bad.any(axis=0) & (diverged_step < 0)):
-            s = done + 1 + int(np.argmax(bad[:, m]))
-            diverged_step[m] = s
+        fresh = bad.any(axis=0) & (diverged_step < 0)
+        if on_nonfinite == "skip":
+            fresh &= skipped == 0  # one warning per model; the count says how many followed
+            skipped = skipped + bad.sum(axis=0)
+        for m in np.flatnonzero(fresh):
+            k = int(np.argmax(bad[:, m]))
+            s = done + 1 + k
+            if on_nonfinite == "stop":
+                diverged_step[m] = s
+            then = "it is stopped and marked failed; its parameters stay at its best evaluation"
+            if on_nonfinite == "skip":
+                then = "the update is skipped (and every later non-finite one: counted in skipped)"
             warnings.warn(
-                f"{label}: model {m} hit a non-finite loss or gradient at step {s} "
-                f"(loss {metrics['loss'][s - done - 1, m]}, grad_norm {metrics['grad_norm'][s - done - 1, m]}); "
-                "its parameters stay at its best evaluation",
+                f"{label}: {model_names[m]} hit a non-finite loss or gradient at step {s} "
+                f"(loss {metrics['loss'][k, m]}, grad_norm {metrics['grad_norm'][k, m]}); {then}",
                 RuntimeWarning,
                 stacklevel=2,
             )
@@ -234,20 +325,25 @@ def fit(
         bad_evals = np.where(improved, 0, bad_evals + 1)
         if target is not None:
             solved_step = np.where((solved_step < 0) & (value <= target), done, solved_step)
-        finished = diverged_step >= 0
-        if patience is not None:
-            finished |= bad_evals >= patience
-        if target is not None:
-            finished |= solved_step >= 0
         bar.update(done, f"{monitor} best {np.min(best):.4g} median {np.median(value):.4g}")
-        if finished.all():
-            break
+        if checkpoint is not None:
+            loop = {
+                "states": states, "best_params": best_params, "keys": keys, "done": np.asarray(done, np.int64),
+                "best": best, "best_step": best_step, "bad_evals": bad_evals, "solved_step": solved_step,
+                "diverged_step": diverged_step, "skipped": skipped,
+            }  # fmt: skip
+            log = {"eval_step": np.asarray(eval_steps)}
+            log.update({f"eval/{k}": np.stack(v) for k, v in evals.items()})
+            log.update({f"train/{k}": np.concatenate(v, axis=0) for k, v in train_hist.items()})
+            checkpoint.maybe_save(done, loop, log)
     bar.close()
+    if checkpoint is not None:
+        checkpoint.close()
     history = {"step": np.arange(1, done + 1)}
     history.update({f"train/{k}": np.concatenate(v, axis=0) for k, v in train_hist.items()})
     history["eval_step"] = np.asarray(eval_steps)
     history.update({f"eval/{k}": np.stack(v) for k, v in evals.items()})
     return FitResult(
         best_params, states, history, best_step, np.where(np.isinf(best), math.nan, best), solved_step,
-        diverged_step, done,
+        diverged_step, done, skipped, resumed_from,
     )  # fmt: skip

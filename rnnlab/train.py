@@ -208,6 +208,7 @@ def make_train_step(
     jit: bool = True,
     watch: Callable | None = None,
     has_aux: bool = False,
+    skip_nonfinite: bool = False,
 ) -> Callable:
     """Builds ``step(state, batch, key) -> (state, metrics)``.
 
@@ -221,6 +222,10 @@ def make_train_step(
             of the recurrent matrix next to ``grad_norm``.
         has_aux: ``loss_fn`` returns ``(loss, aux)`` and the step ``(state, metrics, aux)``, e.g.
             the final carry that stateful truncated BPTT passes to the next window.
+        skip_nonfinite: when the loss or the gradient is not finite, keep the parameters and the
+            optimizer state as they were (the step count still advances, so the data moves on);
+            ``metrics["skipped"]`` is 1.0 for such a step, else 0.0. Without it a non-finite
+            gradient is applied like any other (and the model's parameters become NaN).
 
     Returns:
         The step function. ``metrics`` holds ``loss`` (without penalty), ``penalty``,
@@ -241,13 +246,22 @@ def make_train_step(
         (obj, (loss, pen, aux)), grads = jax.value_and_grad(objective, has_aux=True)(state.params, batch, key)
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
+        grad_norm = optax.tree.norm(grads)
         metrics = {
             "loss": loss,
             "penalty": pen,
             "objective": obj,
-            "grad_norm": optax.tree.norm(grads),
+            "grad_norm": grad_norm,
             "update_norm": optax.tree.norm(updates),
         }
+        if skip_nonfinite:
+            # The norm of a gradient with any NaN or inf leaf is itself NaN or inf.
+            ok = jnp.isfinite(obj) & jnp.isfinite(grad_norm)
+            params, opt_state = jax.tree.map(
+                lambda new, old: jnp.where(ok, new, old), (params, opt_state), (state.params, state.opt_state)
+            )
+            metrics["update_norm"] = jnp.where(ok, metrics["update_norm"], 0.0)
+            metrics["skipped"] = jnp.where(ok, 0.0, 1.0).astype(jnp.result_type(loss))
         if watch is not None:
             watched = watch(state.params)
             clash = sorted(set(watched) & set(metrics))

@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from rnnlab import cells, fit, models, tasks, train
+from rnnlab import cells, checkpoint, fit, models, tasks, train
 
 TASK = tasks.get("adding")
 LENGTH = 7
@@ -143,3 +143,67 @@ def test_bad_arguments_are_named():
         train.init_seeds(lambda k: MODEL.init(k, TASK.input_size), keys, opt, learning_rates=[1e-3])
     with pytest.raises(ValueError, match=r"learning_rates must all be > 0"):
         train.init_seeds(lambda k: MODEL.init(k, TASK.input_size), keys, opt, learning_rates=[1e-3, -1.0])
+
+
+def _nan_after(thresholds, **kw):
+    """Two models of ``loss = -w`` under SGD lr 1 (w gains 1 per step): NaN once w > threshold."""
+    opt = train.make_optimizer(train.OptimizerConfig("sgd", learning_rate=1.0, clip=None))
+
+    def nan_loss(params, batch, key):
+        del batch, key
+        return jnp.where(params["w"] > params["threshold"], jnp.nan, -params["w"])
+
+    states = jax.vmap(lambda t: train.init_state({"w": jnp.zeros(()), "threshold": t}, opt))(jnp.asarray(thresholds))
+    keys = jax.random.split(jax.random.key(4), 2)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = fit.fit(
+            nan_loss, lambda p, b: {"loss": nan_loss(p, b, None)}, lambda k: jnp.zeros(()), jnp.zeros(()), states,
+            keys, opt, steps=8, eval_every=4, progress=False, **kw,
+        )  # fmt: skip
+    return result, [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
+
+
+def test_skip_policy_keeps_the_parameters_of_a_non_finite_step_and_counts_it():
+    result, messages = _nan_after([100.0, 2.5], on_nonfinite="skip", model_names=["seed 0", "seed 1"])
+    # Step 4 sees w = 3 > 2.5: NaN; skipped, w stays 3 and every later step is NaN as well.
+    assert list(result.skipped) == [0, 5] and list(result.diverged_step) == [-1, -1]
+    assert result.state.params["w"].tolist() == [8.0, 3.0]
+    np.testing.assert_array_equal(result.history["train/skipped"][:, 1], [0, 0, 0, 1, 1, 1, 1, 1])
+    assert len(messages) == 1 and "seed 1" in messages[0] and "step 4" in messages[0] and "skipped" in messages[0]
+    # The default stops the model instead, and names it as given.
+    stopped, messages = _nan_after([100.0, 2.5], model_names=["seed 0", "seed 1"])
+    assert list(stopped.diverged_step) == [-1, 4] and list(stopped.skipped) == [0, 0]
+    assert any("seed 1" in m and "marked failed" in m for m in messages), messages
+    with pytest.raises(ValueError, match="on_nonfinite must be one of"):
+        _nan_after([1.0, 1.0], on_nonfinite="ignore")
+
+
+def test_a_run_continued_from_its_checkpoint_ends_bit_identical(tmp_path):
+    keys = jax.random.split(jax.random.key(6), 2)
+    whole = _fit(keys, steps=12, eval_every=4, patience=50)
+    # The same run cut short after 8 steps (checkpoints at 4 and 8), then called again to 12.
+    ckpt = checkpoint.Checkpointer(tmp_path / "ckpt")
+    first = _fit(keys, steps=8, eval_every=4, patience=50, checkpoint=ckpt)
+    assert first.steps == 8 and ckpt.latest_step() == 8
+    resumed = _fit(keys, steps=12, eval_every=4, patience=50, checkpoint=checkpoint.Checkpointer(tmp_path / "ckpt"))
+    assert resumed.resumed_from == 8 and resumed.steps == 12
+    for a, b in zip(jax.tree.leaves((whole.params, whole.state)), jax.tree.leaves((resumed.params, resumed.state))):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert sorted(whole.history) == sorted(resumed.history)
+    for name, values in whole.history.items():
+        np.testing.assert_array_equal(values, resumed.history[name], err_msg=name)
+    np.testing.assert_array_equal(whole.best_step, resumed.best_step)
+    # A checkpoint is only continued by the run that wrote it.
+    with pytest.raises(ValueError, match="other keys"):
+        _fit(jax.random.split(jax.random.key(7), 2), steps=12, checkpoint=checkpoint.Checkpointer(tmp_path / "ckpt"))
+
+
+def test_a_checkpoint_scope_hands_each_loop_its_folder_and_clears_it_when_done(tmp_path):
+    keys = jax.random.split(jax.random.key(6), 2)
+    with checkpoint.scope(tmp_path / "point", resume=False) as folder:
+        _fit(keys, steps=4, eval_every=4)
+        _fit(keys, steps=4, eval_every=4)
+        assert sorted(p.name for p in folder.iterdir()) == ["fit-0", "fit-1"]
+    assert not (tmp_path / "point").exists()
+    assert checkpoint.next_checkpointer() is None
