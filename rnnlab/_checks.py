@@ -34,7 +34,12 @@ def real_number(where: str, name: str, value) -> float:
     """Returns ``value`` as a float, raising if it is not a real number."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{where}: {name} must be a real number; got {value!r} of type {type(value).__name__}")
-    return float(value)
+    try:
+        return float(value)
+    except OverflowError:  # an int beyond the float range; its digits would swamp the message
+        raise ValueError(
+            f"{where}: {name} must be a real number in the float range; got an int of {int(value).bit_length()} bits"
+        ) from None
 
 
 def is_concrete(x) -> bool:

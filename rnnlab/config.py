@@ -243,8 +243,14 @@ def _check_keys(cls, data, path: tuple, where: str, known) -> None:
             f"{where}: {at} must be a table (dict) of {cls.__name__} fields; got {data!r} ({type(data).__name__})"
         )
     for key in data:
-        if not isinstance(key, str) or key not in known:
-            hint = difflib.get_close_matches(key, known, n=1) if isinstance(key, str) else []
+        if not isinstance(key, str):
+            at = _dotted(path) or "the top level"
+            raise TypeError(
+                f"{where}: the keys of {at} must be str field names; got {key!r} ({type(key).__name__}); "
+                f"valid keys: {sorted(known)}"
+            )
+        if key not in known:
+            hint = difflib.get_close_matches(key, known, n=1)
             said = f" (did you mean {hint[0]!r}?)" if hint else ""
             level = f" of {_dotted(path)}" if path else ""
             raise ValueError(
@@ -258,6 +264,8 @@ def _construct(cls, kwargs: dict, path: tuple, where: str, *, base=None):
         return cls(**kwargs) if base is None else dataclasses.replace(base, **kwargs)
     except (ValueError, TypeError) as e:
         prefix = f"{where}: {_dotted(path)}: " if path else f"{where}: "
+        if str(e).startswith(prefix):  # the class already names itself: "Config: Config: ..." says nothing more
+            raise
         raise type(e)(f"{prefix}{e}") from e
 
 
@@ -367,7 +375,13 @@ def _convert(hint, value, path: tuple, where: str, shown=None):
     if hint is float:
         if isinstance(value, bool) or not isinstance(value, numbers.Real):
             raise _wrong(hint, value, path, where)
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:
+            raise ValueError(
+                f"{where}: {_dotted(path)} must be a float; got an int of {int(value).bit_length()} bits, "
+                "beyond the float range"
+            ) from None
     if hint is str:
         if not isinstance(value, str):
             raise _wrong(hint, value, path, where)

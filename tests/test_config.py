@@ -112,7 +112,7 @@ def test_an_out_of_range_value_keeps_the_dataclass_message_behind_the_key_path()
         config.from_dict(_Outer, {"name": "x", "inner": {"mode": "c"}})
     with pytest.raises(ValueError, match=r"^TrainSettings: optimizer: OptimizerConfig: momentum must be in \[0, 1\)"):
         config.from_dict(protocols.TrainSettings, {"optimizer": {"momentum": 1}})
-    with pytest.raises(ValueError, match=r"^TrainSettings: TrainSettings: grad_size must be <= eval_size"):
+    with pytest.raises(ValueError, match=r"^TrainSettings: grad_size must be <= eval_size"):
         config.merge(protocols.TrainSettings(), {"grad_size": 10_000})
 
 
