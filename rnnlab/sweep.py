@@ -40,8 +40,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from rnnlab import cells, experiment, protocols, runs, tasks
-from rnnlab.protocols import TrainSettings
+from rnnlab import cells, experiment, runs, tasks
+from rnnlab.protocols import TrainSettings, train_on_task
 from rnnlab.train import OPTIMIZERS
 
 _WHERE = "SweepConfig"
@@ -251,7 +251,7 @@ def run_point(config: SweepConfig, point: Point, *, progress: bool = True, label
         metrics, solved flags and divergence steps for each learning rate, and its training history.
     """
     rates = learning_rates(config)
-    run = protocols.train_on_task(
+    run = train_on_task(
         make_cell(config, point), tasks.get(point.task), point.length, settings_for(config, point),
         seed=config.seed, progress=progress, label=label or point.key, learning_rates=rates,
     )  # fmt: skip
