@@ -38,13 +38,29 @@ grad_size = 4
 
 @pytest.fixture(scope="module")
 def swept(tmp_path_factory):
-    """A finished tiny sweep (2 cells x 1 length x 2 learning rates x 2 seeds): its folder and results."""
+    """A finished tiny sweep (2 cells x 1 length x 2 learning rates x 2 seeds): its folder, its results, and
+    ``{point key: (the arguments of its train_on_task call, the TaskRun)}``."""
     out = tmp_path_factory.mktemp("sweep") / "tiny"
-    return out, sweep.run_sweep(TINY, out, progress=False)
+    recorded = {}
+
+    def recording(cell, task, length, settings, **kwargs):
+        run = protocols.train_on_task(cell, task, length, settings, **kwargs)
+        recorded[kwargs["label"].split()[-1]] = (_arguments(cell, task, length, settings, **kwargs), run)
+        return run
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sweep, "train_on_task", recording)
+        results = sweep.run_sweep(TINY, out, progress=False)
+    return out, results, recorded
+
+
+def _arguments(cell, task, length, settings, *, seed, learning_rates, **unused):
+    del unused  # progress and label
+    return cell.name, cell.options, task.name, length, settings, seed, learning_rates
 
 
 def test_tiny_sweep_writes_one_row_per_point_and_learning_rate(swept):
-    out, results = swept
+    out, results, _ = swept
     assert {p.name for p in out.iterdir()} >= {"config.json", "results.json", "results.csv", "report.md", "runs"}
     assert sorted(p.name for p in (out / "runs").iterdir()) == [f"{p.key}.npz" for p in sweep.grid(TINY)]
     assert json.loads((out / "results.json").read_text()) == results
@@ -141,7 +157,7 @@ def test_a_nan_seed_is_counted_as_failed_and_never_averaged(tmp_path, monkeypatc
 
 
 def test_resume_runs_only_the_missing_point_and_gives_the_same_table(swept, tmp_path, monkeypatch):
-    finished, results = swept
+    finished, results, recorded = swept
     out = tmp_path / "interrupted"
     shutil.copytree(finished, out)
     # An interruption during the last point: results.json holds the points before it.
@@ -151,11 +167,15 @@ def test_resume_runs_only_the_missing_point_and_gives_the_same_table(swept, tmp_
     (out / "results.csv").unlink()
     labels = []
 
-    def counting(*args, **kwargs):
+    def replay(*args, **kwargs):
+        """Counts the call, checks its arguments and gives back what the uninterrupted sweep's training returned
+        for them: what is under test is the sweep's bookkeeping, and replaying saves compiling the model again."""
         labels.append(kwargs["label"])
-        return protocols.train_on_task(*args, **kwargs)
+        arguments, run = recorded[kwargs["label"].split()[-1]]
+        assert _arguments(*args, **kwargs) == arguments
+        return run
 
-    monkeypatch.setattr(sweep, "train_on_task", counting)
+    monkeypatch.setattr(sweep, "train_on_task", replay)
     resumed = sweep.run_sweep(TINY, out, progress=False, resume=True)
     assert labels == ["[2/2] adding_T6_lstm_h4_adam_clip1"]
     assert resumed["resumed"] == 1
