@@ -20,7 +20,7 @@ Example:
     ...                      train=protocols.TrainSettings(seeds=3))
     >>> points = grid(config)
     >>> len(points), points[0].key
-    (8, 'adding_T10_elman_h8_adam_clip1')
+    (8, 'adding_T10_elman_h8_adam_clip1.0')
     >>> SweepConfig(name="demo", cells=("lstn",), lengths={"adding": (10,)}, hidden_sizes=(8,))
     Traceback (most recent call last):
     ...
@@ -204,7 +204,7 @@ class Point(NamedTuple):
     @property
     def key(self) -> str:
         """The point's name: its ``runs/<key>.npz`` and its id in ``results.json``."""
-        clip = "none" if self.clip is None else f"{self.clip:g}"
+        clip = "none" if self.clip is None else repr(float(self.clip))  # repr: distinct values, distinct keys
         return f"{self.task}_T{self.length}_{self.cell}_h{self.hidden}_{self.optimizer}_clip{clip}"
 
 

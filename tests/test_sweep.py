@@ -177,7 +177,7 @@ def test_resume_runs_only_the_missing_point_and_gives_the_same_table(swept, tmp_
 
     monkeypatch.setattr(sweep, "train_on_task", replay)
     resumed = sweep.run_sweep(TINY, out, progress=False, resume=True)
-    assert labels == ["[2/2] adding_T6_lstm_h4_adam_clip1"]
+    assert labels == ["[2/2] adding_T6_lstm_h4_adam_clip1.0"]
     assert resumed["resumed"] == 1
     assert resumed["table"] == results["table"]
     assert (out / "results.csv").read_text() == (finished / "results.csv").read_text()
