@@ -26,7 +26,7 @@ import time
 import numpy as np
 
 import rnnlab
-from rnnlab import cli, protocols, runs, tasks
+from rnnlab import checkpoint, cli, protocols, runs, tasks
 from rnnlab.train import OptimizerConfig
 
 # Cell id -> (label, factory(hidden_size, time_steps)). Chrono init spreads the forget-gate
@@ -186,6 +186,7 @@ def summarize(run: protocols.TaskRun, cell_id: str, task_name: str, length: int)
         "per_sequence_success_rate": runs.seed_stats(run.test["success_rate"]),
         "solved_step": run.solved_step,
         "diverged_step": run.diverged_step,
+        "skipped_updates": run.skipped,
         "steps_run": run.steps,
         "seconds": run.seconds,
         "seeds": seeds,
@@ -236,10 +237,14 @@ def run_experiment(config: Config, out: pathlib.Path, *, progress: bool = True, 
                     continue
                 cell = factory(config.hidden_size, task.time_steps(length))
                 done = sum(len(b["runs"]) for b in results["tasks"].values())
-                run = protocols.train_on_task(
-                    cell, task, length, config.train, seed=config.seed, progress=progress,
-                    label=f"[{done + 1}/{total}] {task_name} T={length} {label}",
-                )  # fmt: skip
+                # Training checkpoints under the point's folder: a killed run resumed with --resume
+                # continues mid-training; the folder goes once the point's results are written.
+                folder = out / "checkpoints" / f"{task_name}_T{length}_{cell_id}"
+                with checkpoint.scope(folder, resume=resume, clear_on_exit=False):
+                    run = protocols.train_on_task(
+                        cell, task, length, config.train, seed=config.seed, progress=progress,
+                        label=f"[{done + 1}/{total}] {task_name} T={length} {label}",
+                    )  # fmt: skip
                 entries.append(summarize(run, cell_id, task_name, length))
                 runs.write_npz(
                     out / "runs" / f"{task_name}_T{length}_{cell_id}.npz",
@@ -249,6 +254,7 @@ def run_experiment(config: Config, out: pathlib.Path, *, progress: bool = True, 
                 )
                 results["elapsed_s"] = time.perf_counter() - start
                 runs.write_json(out / "results.json", results)  # partial results survive an interruption
+                checkpoint.remove(folder)
     results["elapsed_s"] = time.perf_counter() - start
     results["findings"] = findings(results)
     runs.write_json(out / "results.json", results)

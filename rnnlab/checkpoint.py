@@ -175,6 +175,11 @@ def scope(directory, *, resume: bool, every: int = 1, clear_on_exit: bool = True
         shutil.rmtree(directory, ignore_errors=True)
 
 
+def remove(directory) -> None:
+    """Deletes a :func:`scope`'s folder, e.g. once the results its loops produced are written."""
+    shutil.rmtree(pathlib.Path(directory), ignore_errors=True)
+
+
 def next_checkpointer() -> Checkpointer | None:
     """The next loop's :class:`Checkpointer` in the enclosing :func:`scope`, or None outside one."""
     current = _SCOPE.get()

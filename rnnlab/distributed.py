@@ -10,8 +10,8 @@ two axes:
   the all-reduce of the gradient. The batch size must be a multiple of its size.
 
 Nothing else changes: the same keys give the same batches, so a run on one device and on eight
-agree to float rounding (bit for bit with seeds alone, in the tests on CPU; splitting the batch
-changes the order of the loss's sum).
+agree to float32 rounding (tested on 8 CPU devices: each device's GEMMs have other sizes, and
+splitting the batch changes the order of the loss's sum, so the results are not bit-identical).
 
 Across hosts, call :func:`initialize` first in every process (it wraps
 :func:`jax.distributed.initialize`); ``jax.devices()`` is then every host's devices and the mesh

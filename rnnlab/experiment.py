@@ -3,9 +3,10 @@
 :func:`run_grid` trains the grid's points one after another and rewrites ``results.json`` after each
 (atomically, :mod:`rnnlab.runs`), so an interrupted experiment keeps what it finished; with
 ``resume`` the points already in the folder's ``results.json`` are kept, not run again (the config
-must be the same: :func:`rnnlab.runs.previous_results`). When the grid is done it adds
-``findings(results)``, draws ``make_plots(results, out)`` and writes ``report(results)`` to
-``report.md``.
+must be the same: :func:`rnnlab.runs.previous_results`), and the point that was running continues
+from its training loops' last checkpoints (``checkpoints/<point>/``, see :mod:`rnnlab.checkpoint`).
+When the grid is done it adds ``findings(results)``, draws ``make_plots(results, out)`` and writes
+``report(results)`` to ``report.md``.
 
 Example:
     >>> import pathlib, tempfile
@@ -27,7 +28,7 @@ import pathlib
 import time
 from collections.abc import Callable, Sequence
 
-from rnnlab import runs
+from rnnlab import checkpoint, runs
 
 
 def run_grid(
@@ -75,11 +76,16 @@ def run_grid(
         if name in kept:
             results["runs"].append(kept[name])
             continue
-        entry, arrays = run_one(point, k, len(grid))
+        # The training loops of this point checkpoint under its own folder, so a killed run
+        # resumed with ``resume`` continues mid-point; the folder goes once the point is written.
+        folder = out / "checkpoints" / name
+        with checkpoint.scope(folder, resume=resume, clear_on_exit=False):
+            entry, arrays = run_one(point, k, len(grid))
         results["runs"].append(entry)
         runs.write_npz(out / "runs" / f"{name}.npz", **arrays)
         results["elapsed_s"] = time.perf_counter() - start
         runs.write_json(out / "results.json", results)  # partial results survive an interruption
+        checkpoint.remove(folder)
     results["elapsed_s"] = time.perf_counter() - start
     results["findings"] = findings(json_round_trip(results))
     runs.write_json(out / "results.json", results)

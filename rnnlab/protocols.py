@@ -56,6 +56,8 @@ class TrainSettings:
             sequences the task's success rule fails, exactly 0 when none does).
         stop_target: with ``stop_metric``, a model is finished once that metric is <= this
             (e.g. ``stop_metric="error_rate", stop_target=0.0``: every validation sequence right).
+        on_nonfinite: a seed whose loss or gradient turns non-finite is stopped and marked failed
+            (``"stop"``) or has that update skipped (``"skip"``); see :func:`rnnlab.fit.fit`.
     """
 
     seeds: int = 5
@@ -71,9 +73,11 @@ class TrainSettings:
     patience: int | None = None
     stop_metric: str | None = None
     stop_target: float | None = None
+    on_nonfinite: str = "stop"
 
     def __post_init__(self):
         where = "TrainSettings"
+        _checks.choice(where, "on_nonfinite", self.on_nonfinite, ("stop", "skip"))
         for name in ("seeds", "batch_size", "steps", "eval_every", "eval_size", "test_size", "grad_size"):
             _checks.positive_int(where, name, getattr(self, name))
         if self.test_size % self.eval_size:
@@ -117,6 +121,7 @@ class TaskRun(NamedTuple):
         seconds: wall-clock time of the whole call.
         params: every seed's best parameters (leading axis N), for diagnostics of the trained models.
         init_params: every seed's parameters at initialization.
+        skipped: ``(N,)`` updates skipped for a non-finite loss or gradient (``on_nonfinite="skip"``).
     """
 
     metric: str
@@ -132,6 +137,7 @@ class TaskRun(NamedTuple):
     seconds: float
     params: Any = None
     init_params: Any = None
+    skipped: np.ndarray | None = None
 
 
 def run_keys(seed: int, task: str, length: int) -> dict[str, jax.Array]:
@@ -152,6 +158,7 @@ def train_on_task(
     label=None,
     watch: Callable | None = None,
     learning_rates=None,
+    mesh=None,
 ) -> TaskRun:
     """Trains ``settings.seeds`` models ``cell`` + linear readout on ``task`` at ``length``.
 
@@ -171,6 +178,7 @@ def train_on_task(
             every seed: the models are then ``seeds x K``, seed-major (model ``s * K + k`` is seed
             ``s`` at ``learning_rates[k]``; the K models of one seed share its initialization and
             training batches), and every ``(N,)`` array of the result has ``N = seeds * K``.
+        mesh: split the models (and each model's batch) over devices; see :func:`rnnlab.fit.fit`.
 
     Returns:
         A :class:`TaskRun`.
@@ -193,12 +201,14 @@ def train_on_task(
     keys = run_keys(seed, task.name, length)
     model_keys = jax.random.split(keys["models"], settings.seeds)
     lrs = None
+    names = [f"seed {s}" for s in range(settings.seeds)]
     if learning_rates is not None:
         rates = np.asarray(learning_rates, np.float64)
         if rates.ndim != 1 or rates.size == 0 or not np.all(np.isfinite(rates) & (rates > 0)):
             raise ValueError(f"train_on_task: learning_rates must be a non-empty 1-D list of numbers > 0; got {rates}")
         model_keys = jax.numpy.repeat(model_keys, rates.size, axis=0)
         lrs = np.tile(rates, settings.seeds)
+        names = [f"seed {s} at lr {r:g}" for s in range(settings.seeds) for r in rates]
     states = init_seeds(lambda k: model.init(k, task.input_size), model_keys, optimizer, learning_rates=lrs)
     metric = "mse" if task.kind == "regression" else "cross_entropy"
     baseline = float(task.baseline(length))
@@ -231,6 +241,9 @@ def train_on_task(
         watch=watch,
         progress=progress,
         label=label or f"{cell.name} {task.name} T={length}",
+        on_nonfinite=settings.on_nonfinite,
+        model_names=names,
+        mesh=mesh,
     )
     # The test set comes in validation-sized batches, so it reuses the compiled evaluation.
     # Every task masks the same number of steps in each sequence: the mean of the batch means is
@@ -258,7 +271,7 @@ def train_on_task(
     return TaskRun(
         metric, baseline, test, solved, result.solved_step, result.diverged_step, _numpy(grads(states.params)),
         _numpy(grads(result.params)), result.history, result.steps, time.perf_counter() - start, result.params,
-        states.params,
+        states.params, result.skipped,
     )  # fmt: skip
 
 

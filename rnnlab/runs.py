@@ -114,17 +114,27 @@ def parse_lengths(text: str) -> dict[str, tuple[int, ...]]:
 def previous_results(out, config: dict) -> dict | None:
     """The ``results.json`` an interrupted run of the same ``config`` left in ``out``, for ``--resume``.
 
-    Returns ``None`` when there is none; raises ``ValueError`` naming the differing keys when the
-    file was written by another config (resuming it would mix two experiments in one folder).
+    Returns ``None`` when there is none (the run may still have left training checkpoints);
+    raises ``ValueError`` naming the differing keys when the folder's ``results.json`` or
+    ``config.json`` was written by another config (resuming it would mix two experiments, or
+    continue another experiment's checkpoints, in one folder).
     """
-    path = pathlib.Path(out) / "results.json"
-    if not path.exists():
-        return None
-    previous = json.loads(path.read_text())
+    out = pathlib.Path(out)
     mine = json.loads(json.dumps(to_jsonable(config)))
-    if previous.get("config") != mine:
-        differ = sorted(k for k in mine if previous.get("config", {}).get(k) != mine[k])
-        raise ValueError(f"--resume: {path} was written by a different config (differs in {differ}); use another --out")
+    previous = None
+    for path in (out / "results.json", out / "config.json"):
+        if not path.exists():
+            continue
+        data = json.loads(path.read_text())
+        theirs = data.get("config") if path.name == "results.json" else data
+        if theirs != mine:
+            theirs = theirs if isinstance(theirs, dict) else {}
+            differ = sorted(k for k in set(mine) | set(theirs) if theirs.get(k) != mine.get(k))
+            raise ValueError(
+                f"--resume: {path} was written by a different config (differs in {differ}); use another --out"
+            )
+        if path.name == "results.json":
+            previous = data
     return previous
 
 

@@ -1,0 +1,64 @@
+"""Run by tests/test_distributed.py in a fresh process with 8 CPU devices (XLA_FLAGS set by the test).
+
+The same fit on one device, with its models split over 8 devices, and with 4 x 2 devices
+(models x each model's batch); exits non-zero with the differences when they disagree.
+"""
+
+import sys
+
+import jax
+import numpy as np
+
+from rnnlab import cells, distributed, fit, models, tasks, train
+
+assert len(jax.devices()) == 8, jax.devices()
+TASK = tasks.get("adding")
+MODEL = models.sequence_model(cells.gru(6), TASK.output_size)
+OPT = train.make_optimizer(train.OptimizerConfig("adam", learning_rate=1e-2))
+KEYS = jax.random.split(jax.random.key(0), 8)
+EVAL = TASK.sample(jax.random.key(9), 16, 9)
+
+
+def loss_fn(params, batch, key):
+    del key
+    return TASK.loss(MODEL.apply(params, batch.inputs), batch)
+
+
+def eval_fn(params, batch):
+    return TASK.metric(MODEL.apply(params, batch.inputs), batch)
+
+
+def sample_fn(key):
+    return TASK.sample(key, 8, 9)
+
+
+def run(mesh):
+    states = train.init_seeds(lambda k: MODEL.init(k, TASK.input_size), KEYS, OPT)
+    result = fit.fit(loss_fn, eval_fn, sample_fn, EVAL, states, KEYS, OPT, steps=8, eval_every=4, monitor="mse",
+                     progress=False, mesh=mesh)  # fmt: skip
+    leaves = jax.tree.leaves(result.params)
+    return [np.asarray(x) for x in leaves], result.history, leaves
+
+
+one, one_hist, _ = run(None)
+failures = []
+# Per-device GEMMs of other sizes round differently, so "the same" is to float32 rounding.
+for label, mesh, rtol in (
+    ("8 devices over the models", distributed.make_mesh(seeds=8), 1e-5),
+    ("4 x 2 devices over models x batch", distributed.make_mesh(seeds=4, batch=2), 1e-4),
+):
+    params, hist, leaves = run(mesh)
+    devices = {d for x in leaves for d in x.sharding.device_set}
+    if len(devices) != 8:
+        failures.append(f"{label}: the parameters live on {len(devices)} devices, not 8")
+    for name in ("train/loss", "train/grad_norm", "eval/mse"):
+        a, b = one_hist[name], hist[name]
+        ok = np.allclose(a, b, rtol=rtol, atol=1e-6)
+        if not ok:
+            failures.append(f"{label}: {name} differs by up to {np.max(np.abs(a - b))}")
+    for a, b in zip(one, params):
+        ok = np.allclose(a, b, rtol=rtol, atol=1e-6)
+        if not ok:
+            failures.append(f"{label}: parameters differ by up to {np.max(np.abs(a - b))}")
+print("\n".join(failures) or "same results on 1 and 8 devices")
+sys.exit(1 if failures else 0)
