@@ -78,7 +78,7 @@ def _check(
         seq_shape = (T,)
 
     if lengths is not None:
-        lengths = jnp.asarray(lengths) if isinstance(lengths, (numbers.Integral, list, tuple)) else lengths
+        lengths = _as_array(where, "lengths", lengths)
         want = (B,) if batched else ()
         if tuple(lengths.shape) != want:
             raise ValueError(f"{where}: lengths must have shape {want} (one per sequence); got {tuple(lengths.shape)}")
@@ -91,6 +91,7 @@ def _check(
         # Values are checked above when concrete; under jit they cannot be, so clip rather than index out of range.
         lengths = jnp.clip(lengths.reshape(B), 0, T)
     if resets is not None:
+        resets = _as_array(where, "resets", resets)
         if tuple(resets.shape) != seq_shape:
             raise ValueError(
                 f"{where}: resets must have shape {layout} = {seq_shape}, one flag per step; got {tuple(resets.shape)}"
@@ -109,8 +110,11 @@ def _check(
         if got_def != want_def:
             raise ValueError(f"{where}: {name} must have the structure {want_def}; got {got_def}")
         for got, want in zip(jax.tree.leaves(value), jax.tree.leaves(expected)):
-            if tuple(got.shape) != tuple(want.shape):
-                raise ValueError(f"{where}: {name} leaves must have shape {tuple(want.shape)}; got {tuple(got.shape)}")
+            if tuple(np.shape(got)) != tuple(want.shape):
+                raise ValueError(f"{where}: {name} leaves must have shape {tuple(want.shape)}; got {np.shape(got)}")
+            got_dtype = jax.dtypes.canonicalize_dtype(got.dtype if hasattr(got, "dtype") else np.result_type(got))
+            if got_dtype != want.dtype:  # the scan would reject a carry whose dtype its step changes
+                raise TypeError(f"{where}: {name} leaves must have dtype {want.dtype}, that of params; got {got_dtype}")
         return value if batched else jax.tree.map(lambda a: a[None], value)
 
     if initial_carry is None:
@@ -124,6 +128,18 @@ def _check(
 
     xs_tm = xs[:, None] if not batched else (xs if time_major else jnp.swapaxes(xs, 0, 1))
     return _Batch(xs_tm, carry, reset_carry, lengths, resets, batched, time_major)
+
+
+def _as_array(where: str, name: str, value):
+    """``value`` as an array (a list or a number is converted); anything else is a TypeError naming ``name``."""
+    if hasattr(value, "shape") and hasattr(value, "dtype"):
+        return value
+    if isinstance(value, (numbers.Number, list, tuple)):
+        try:
+            return jnp.asarray(np.asarray(value))
+        except (ValueError, TypeError):  # ragged nesting, or items that are not numbers
+            pass
+    raise TypeError(f"{where}: {name} must be an array (or a list of numbers); got {value!r:.80}")
 
 
 def _reverse_order(T: int, lengths: jax.Array | None, B: int):
