@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -75,7 +76,15 @@ class Cell(NamedTuple):
     additive: bool = False
 
     def apply(self, params: Params, carry: Carry, x: jax.Array) -> tuple[Carry, jax.Array]:
-        """One step: ``(carry, x) -> (carry, y)``; ``x`` has shape ``(..., I)``."""
+        """One step: ``(carry, x) -> (carry, y)``; ``x`` has shape ``(..., I)``, the carry ``(..., H)``.
+
+        Raises:
+            TypeError: ``x`` is not a floating array, or ``carry`` is not this cell's carry.
+            ValueError: ``x`` has no feature axis or not the ``I`` features of ``params``, or the
+                carry's batch shape is not ``x.shape[:-1]`` (shapes are checked, so this holds under
+                ``jit`` too, before anything is traced).
+        """
+        check_step(self, params, carry, x)
         return self.step(params, carry, self.project(params, x))
 
     @property
@@ -90,6 +99,47 @@ class RNNCarry(NamedTuple):
     hidden: jax.Array
 
 
+def check_step(cell: Cell, params: Params, carry: Carry, x) -> None:
+    """The argument checks of :meth:`Cell.apply`: on types and static shapes only."""
+    where = f"{cell.name}.apply"
+    if not hasattr(x, "shape") or not hasattr(x, "dtype"):
+        raise TypeError(f"{where}: x must be an array of shape (..., I); got {type(x).__name__}")
+    kernel = getattr(params, "input_kernel", None)
+    n_in = "I" if kernel is None else kernel.shape[0]
+    if x.ndim < 1 or (kernel is not None and x.shape[-1] != n_in):
+        raise ValueError(f"{where}: x must have shape (..., {n_in}), features last; got shape {tuple(x.shape)}")
+    _checks.float_dtype(where, "x", x)
+    carry_type = getattr(cell.initial_carry, "carry_type", None)
+    if carry_type is not None and not isinstance(carry, carry_type):
+        raise TypeError(
+            f"{where}: carry must be a {carry_type.__name__}, e.g. cell.initial_carry(params, batch_shape); "
+            f"got {type(carry).__name__}"
+        )
+    batch = tuple(x.shape[:-1])
+    for leaf in jax.tree.leaves(carry):
+        shape = tuple(jnp.shape(leaf))
+        if shape[:-1] != batch:
+            raise ValueError(
+                f"{where}: carry leaves must have shape (*batch, width) with batch {batch}, that of x "
+                f"{tuple(x.shape)}; got a leaf of shape {shape}"
+            )
+    hidden = getattr(carry, "hidden", None)
+    if hidden is not None and tuple(jnp.shape(hidden))[-1:] != (cell.hidden_size,):
+        raise ValueError(
+            f"{where}: carry.hidden must have shape {(*batch, cell.hidden_size)}; got {tuple(jnp.shape(hidden))}"
+        )
+
+
+def batch_shape_tuple(where: str, batch_shape) -> tuple[int, ...]:
+    """``batch_shape`` as a tuple of ints >= 0, raising a TypeError/ValueError that names it otherwise."""
+    if isinstance(batch_shape, (str, bytes)) or not isinstance(batch_shape, (tuple, list)):
+        raise TypeError(f"{where}: batch_shape must be a tuple of ints, e.g. (B,) or (); got {batch_shape!r}")
+    for n in batch_shape:
+        if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 0:
+            raise ValueError(f"{where}: batch_shape must be a tuple of ints >= 0; got {tuple(batch_shape)!r}")
+    return tuple(int(n) for n in batch_shape)
+
+
 def params_dtype(params: Params):
     """The dtype of the first array in ``params``."""
     return jax.tree.leaves(params)[0].dtype
@@ -99,9 +149,11 @@ def zeros_carry(carry_type, n_fields: int, hidden_size: int):
     """An ``initial_carry`` that fills ``n_fields`` fields of ``carry_type`` with zeros ``(*batch, H)``."""
 
     def initial_carry(params: Params, batch_shape: tuple[int, ...] = ()):
-        z = jnp.zeros((*tuple(batch_shape), hidden_size), params_dtype(params))
+        batch_shape = batch_shape_tuple("initial_carry", batch_shape)
+        z = jnp.zeros((*batch_shape, hidden_size), params_dtype(params))
         return carry_type(*([z] * n_fields))
 
+    initial_carry.carry_type = carry_type  # what Cell.apply checks its carry against
     return initial_carry
 
 

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 
 from rnnlab import _checks, activations, initializers
 from rnnlab.cells import _base
-from rnnlab.cells._base import Cell, check_init_args, lead, params_dtype
+from rnnlab.cells._base import Cell, batch_shape_tuple, check_init_args, lead, params_dtype
 
 LAYER_NORM_EPSILON = 1e-5
 
@@ -261,9 +261,12 @@ def lstm(
         )
 
     def initial_carry(params, batch_shape=()):
-        z = jnp.zeros((*tuple(batch_shape), H), params_dtype(params))
-        gz = jnp.zeros((*tuple(batch_shape), S * H), z.dtype) if fgr else None
+        batch_shape = batch_shape_tuple("initial_carry", batch_shape)
+        z = jnp.zeros((*batch_shape, H), params_dtype(params))
+        gz = jnp.zeros((*batch_shape, S * H), z.dtype) if fgr else None
         return LSTMCarry(z, z, gz)
+
+    initial_carry.carry_type = LSTMCarry  # what Cell.apply checks its carry against
 
     def project(params, x):
         xw = x @ params.input_kernel
