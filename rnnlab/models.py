@@ -72,10 +72,9 @@ def sequence_model(core, output_size: int) -> SequenceModel:
 
     def init(key, input_size, dtype=jnp.float32) -> ModelParams:
         k_core, k_out = jax.random.split(key)
+        core_params = core.init(k_core, input_size, dtype)  # first: its checks name input_size and dtype
         kernel = initializers.glorot_uniform(k_out, (width, output_size), dtype)
-        return ModelParams(
-            core.init(k_core, input_size, dtype), ReadoutParams(kernel, jnp.zeros((output_size,), dtype))
-        )
+        return ModelParams(core_params, ReadoutParams(kernel, jnp.zeros((output_size,), dtype)))
 
     def hidden(params: ModelParams, xs, **unroll_kwargs):
         return unroll(core, params.core, xs, **unroll_kwargs)
