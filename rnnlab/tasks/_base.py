@@ -20,6 +20,8 @@ import jax.numpy as jnp
 
 from rnnlab import _checks
 
+MAX_LENGTH = 2**30  # time_steps(length) stays below 2**31: positions are int32 in the generators
+
 
 class Batch(NamedTuple):
     """One batch of a task.
@@ -76,7 +78,32 @@ def check_length(where: str, length, min_length: int) -> int:
     length = _checks.positive_int(where, "length", length)
     if length < min_length:
         raise ValueError(f"{where}: length must be >= {min_length} for this protocol; got {length}")
+    if length >= MAX_LENGTH:
+        raise ValueError(f"{where}: length must be < 2**30; got {length}")
     return length
+
+
+def check_key(where: str, key) -> None:
+    """Raises unless ``key`` is one PRNG key: a typed key of shape ``()`` or a raw ``uint32`` key."""
+    if not hasattr(key, "shape") or not hasattr(key, "dtype"):
+        raise TypeError(f"{where}: key must be a PRNG key, e.g. jax.random.key(0); got {type(key).__name__}")
+    if jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key):
+        if key.shape != ():
+            raise ValueError(f"{where}: key must be one PRNG key (shape ()); got a key array of shape {key.shape}")
+    elif key.dtype != jnp.uint32 or key.ndim != 1:
+        raise TypeError(
+            f"{where}: key must be a PRNG key, e.g. jax.random.key(0); got an array of shape {tuple(key.shape)} "
+            f"and dtype {key.dtype}"
+        )
+
+
+def length_checked(where: str, fn: Callable[[int], object]) -> Callable[[int], object]:
+    """``fn(length)`` behind the check that ``length`` is a positive int."""
+
+    def checked(length):
+        return fn(_checks.positive_int(where, "length", length))
+
+    return checked
 
 
 def make_sampler(name: str, raw: Callable[..., Batch], min_length: int) -> Callable[..., Batch]:
@@ -85,8 +112,7 @@ def make_sampler(name: str, raw: Callable[..., Batch], min_length: int) -> Calla
     where = f"tasks.{name}.sample"
 
     def sample(key, batch_size, length) -> Batch:
-        if not hasattr(key, "shape"):
-            raise TypeError(f"{where}: key must be a PRNG key, e.g. jax.random.key(0); got {type(key).__name__}")
+        check_key(where, key)
         batch_size = _checks.positive_int(where, "batch_size", batch_size)
         length = check_length(where, length, min_length)
         return jitted(key, batch_size, length)
@@ -137,8 +163,9 @@ def regression_task(name: str, *, sample, time_steps, baseline, tolerance: float
         return {"mse": loss(outputs, batch), "success_rate": jnp.mean(success(outputs, batch).astype(jnp.float32))}
 
     return Task(
-        name, "regression", 2, 1, min_length, make_sampler(name, sample, min_length), time_steps, loss, metric,
-        success, baseline,
+        name, "regression", 2, 1, min_length, make_sampler(name, sample, min_length),
+        length_checked(f"tasks.{name}.time_steps", time_steps), loss, metric, success,
+        length_checked(f"tasks.{name}.baseline", baseline),
     )  # fmt: skip
 
 
@@ -182,5 +209,6 @@ def classification_task(
 
     return Task(
         name, "classification", input_size, output_size, min_length, make_sampler(name, sample, min_length),
-        time_steps, loss, metric, success, baseline,
+        length_checked(f"tasks.{name}.time_steps", time_steps), loss, metric, success,
+        length_checked(f"tasks.{name}.baseline", baseline),
     )  # fmt: skip
