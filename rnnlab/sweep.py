@@ -7,7 +7,8 @@ by side in one compiled program. The points run one after another.
 
 :func:`run_sweep` writes the run folder as results come in: ``config.json``; ``results.json``,
 rewritten atomically after each point so an interrupted sweep keeps what it finished (with
-``resume=True`` those points are kept and not run again); ``runs/<point>.npz`` (training histories);
+``resume=True`` those points are kept and not run again, and the point that was running continues
+from its last checkpoint under ``checkpoints/<point>/``); ``runs/<point>.npz`` (training histories);
 and, when every point is done, ``results.csv`` and ``report.md``: one row per (point, learning
 rate) with the share of seeds that solved the task and its Wilson interval
 (:func:`wilson_interval`), and the mean test loss with its Student-t interval over the seeds whose
@@ -40,7 +41,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from rnnlab import cells, experiment, runs, tasks
+from rnnlab import cells, checkpoint, experiment, runs, tasks
 from rnnlab.protocols import TrainSettings, train_on_task
 from rnnlab.train import OPTIMIZERS
 
@@ -291,7 +292,8 @@ def run_sweep(config: SweepConfig, out, *, progress: bool = True, resume: bool =
         out: the run folder; written as described in the module docstring.
         progress: print a progress line per point.
         resume: keep the points an interrupted sweep of the same config left in ``out/results.json``
-            and run only the others; a folder written by another config raises ``ValueError``.
+            and run only the others, the one that was running from its checkpoint; a folder written by
+            another config raises ``ValueError``.
 
     Returns:
         The results as ``results.json`` holds them: ``config``, ``machine``, ``points`` (one entry
@@ -317,11 +319,16 @@ def run_sweep(config: SweepConfig, out, *, progress: bool = True, resume: bool =
             results["points"].append(kept[point.key])
             results["resumed"] += 1
             continue
-        entry, arrays = run_point(config, point, progress=progress, label=f"[{k + 1}/{len(points)}] {point.key}")
+        # The point's training loop checkpoints under its own folder, so a sweep killed mid-point and
+        # resumed continues that point where it was; the folder goes once the point is written.
+        folder = out / "checkpoints" / point.key
+        with checkpoint.scope(folder, resume=resume, clear_on_exit=False):
+            entry, arrays = run_point(config, point, progress=progress, label=f"[{k + 1}/{len(points)}] {point.key}")
         results["points"].append(entry)
         runs.write_npz(out / "runs" / f"{point.key}.npz", **arrays)
         results["elapsed_s"] = time.perf_counter() - start
         runs.write_json(out / "results.json", results)  # partial results survive an interruption
+        checkpoint.remove(folder)
     results["elapsed_s"] = time.perf_counter() - start
     results["table"] = table(results)
     runs.write_json(out / "results.json", results)

@@ -41,16 +41,22 @@ def swept(tmp_path_factory):
     """A finished tiny sweep (2 cells x 1 length x 2 learning rates x 2 seeds): its folder, its results, and
     ``{point key: (the arguments of its train_on_task call, the TaskRun)}``."""
     out = tmp_path_factory.mktemp("sweep") / "tiny"
-    recorded = {}
+    recorded, checkpoints = {}, {}
 
     def recording(cell, task, length, settings, **kwargs):
         run = protocols.train_on_task(cell, task, length, settings, **kwargs)
-        recorded[kwargs["label"].split()[-1]] = (_arguments(cell, task, length, settings, **kwargs), run)
+        key = kwargs["label"].split()[-1]
+        recorded[key] = (_arguments(cell, task, length, settings, **kwargs), run)
+        checkpoints[key] = sorted(p.name for p in (out / "checkpoints" / key).iterdir())
         return run
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(sweep, "train_on_task", recording)
         results = sweep.run_sweep(TINY, out, progress=False)
+    # Each point's training loop checkpointed while it ran (a killed sweep resumes mid-point); the
+    # checkpoints are gone once the point is written.
+    assert checkpoints == {p.key: ["fit-0"] for p in sweep.grid(TINY)}
+    assert not any((out / "checkpoints").iterdir())
     return out, results, recorded
 
 
