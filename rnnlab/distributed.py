@@ -13,6 +13,10 @@ Nothing else changes: the same keys give the same batches, so a run on one devic
 agree to float32 rounding (tested on 8 CPU devices: each device's GEMMs have other sizes, and
 splitting the batch changes the order of the loss's sum, so the results are not bit-identical).
 
+Inside ``with use_mesh(mesh):`` every :func:`rnnlab.fit.fit` not given a mesh uses that one; the
+experiments' ``--mesh`` option sets it for a whole run (``--mesh 8``: models over 8 devices;
+``--mesh 4x2``: models over 4, each model's batch over 2).
+
 Across hosts, call :func:`initialize` first in every process (it wraps
 :func:`jax.distributed.initialize`); ``jax.devices()`` is then every host's devices and the mesh
 spans them. Results are gathered to every process (:func:`to_host`).
@@ -25,7 +29,10 @@ Example (8 CPU devices: ``XLA_FLAGS=--xla_force_host_platform_device_count=8``; 
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import os
+from collections.abc import Iterator
 
 import jax
 import numpy as np
@@ -59,6 +66,43 @@ def make_mesh(seeds: int | None = None, batch: int = 1, devices=None) -> Mesh:
     return Mesh(grid, AXES)
 
 
+def parse_mesh(text: str) -> tuple[int, int]:
+    """``"8"`` -> ``(8, 1)``, ``"4x2"`` -> ``(4, 2)``: the devices along ``("seeds", "batch")``.
+
+    Example:
+        >>> parse_mesh("4x2"), parse_mesh("8")
+        ((4, 2), (8, 1))
+    """
+    parts = text.lower().split("x")
+    try:
+        sizes = tuple(int(p) for p in parts)
+    except ValueError:
+        sizes = ()
+    if len(sizes) not in (1, 2) or min(sizes) < 1:
+        raise ValueError(f"--mesh: expected SEEDS or SEEDSxBATCH with positive integers (e.g. 8 or 4x2); got {text!r}")
+    return sizes if len(sizes) == 2 else (sizes[0], 1)
+
+
+_MESH: contextvars.ContextVar[Mesh | None] = contextvars.ContextVar("rnnlab_mesh", default=None)
+
+
+@contextlib.contextmanager
+def use_mesh(mesh: Mesh | None) -> Iterator[Mesh | None]:
+    """Within the block, :func:`rnnlab.fit.fit` calls that are not given a mesh use ``mesh``."""
+    if mesh is not None:
+        check_mesh("use_mesh", mesh)
+    token = _MESH.set(mesh)
+    try:
+        yield mesh
+    finally:
+        _MESH.reset(token)
+
+
+def current_mesh() -> Mesh | None:
+    """The mesh of the enclosing :func:`use_mesh`, or None."""
+    return _MESH.get()
+
+
 def check_mesh(where: str, mesh) -> Mesh:
     """Returns ``mesh`` if it is a :class:`Mesh` with the axes ``("seeds", "batch")``."""
     if not isinstance(mesh, Mesh) or tuple(mesh.axis_names) != AXES:
@@ -76,7 +120,20 @@ def shard_models(tree, mesh: Mesh, *, where: str = "shard_models"):
             raise ValueError(
                 f"{where}: the number of models ({n}) must be a multiple of the mesh's seeds axis ({n_dev} devices)"
             )
-    return jax.device_put(tree, NamedSharding(mesh, PartitionSpec("seeds")))
+    sharding = NamedSharding(mesh, PartitionSpec("seeds"))
+    if jax.process_count() == 1:
+        return jax.device_put(tree, sharding)
+
+    # Across hosts every process holds the same full tree (same keys, same init); each one
+    # contributes the slices its own devices hold.
+    def global_array(x):
+        if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+            data = global_array(jax.random.key_data(x))
+            return jax.random.wrap_key_data(data, impl=jax.random.key_impl(x))
+        host = np.asarray(x)
+        return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
+
+    return jax.tree.map(global_array, tree)
 
 
 def constrain_batch(batch, mesh: Mesh):
@@ -100,12 +157,16 @@ def constrain_batch(batch, mesh: Mesh):
 
 
 def to_host(tree):
-    """``tree``'s arrays as numpy on this process, gathered from every host when there are several."""
-    if jax.process_count() > 1:
-        from jax.experimental import multihost_utils
+    """``tree``'s arrays as numpy on this process; arrays spread over several hosts are gathered."""
 
-        return jax.tree.map(lambda x: np.asarray(multihost_utils.process_allgather(x, tiled=True)), tree)
-    return jax.device_get(tree)
+    def one(x):
+        if isinstance(x, jax.Array) and not x.is_fully_addressable:
+            from jax.experimental import multihost_utils
+
+            return np.asarray(multihost_utils.process_allgather(x, tiled=True))
+        return jax.device_get(x)
+
+    return jax.tree.map(one, tree)
 
 
 def initialize(coordinator_address: str | None = None, num_processes: int | None = None,
@@ -117,6 +178,9 @@ def initialize(coordinator_address: str | None = None, num_processes: int | None
     ``RNNLAB_NUM_PROCESSES`` and ``RNNLAB_PROCESS_ID``.
     """
     env = os.environ
+    # Cross-process collectives of the CPU backend (gathering results, CPU-only test clusters);
+    # GPU and TPU backends bring their own.
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
     if coordinator_address is None and "RNNLAB_COORDINATOR" in env:
         coordinator_address = env["RNNLAB_COORDINATOR"]
         num_processes = int(env["RNNLAB_NUM_PROCESSES"]) if num_processes is None else num_processes

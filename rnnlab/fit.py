@@ -182,7 +182,7 @@ def fit(
             continues from it. Default: the enclosing :func:`rnnlab.checkpoint.scope`'s, if any.
         mesh: a :func:`rnnlab.distributed.make_mesh` mesh: the models are split over its
             ``"seeds"`` axis (N must be a multiple of it) and each model's batch over its
-            ``"batch"`` axis.
+            ``"batch"`` axis. Default: the enclosing :func:`rnnlab.distributed.use_mesh`'s, if any.
 
     Returns:
         A :class:`FitResult`.
@@ -225,6 +225,8 @@ def fit(
         raise TypeError(
             f"{where}: checkpoint must be a rnnlab.checkpoint.Checkpointer; got {type(checkpoint).__name__}"
         )
+    if mesh is None:
+        mesh = distributed.current_mesh()
     if mesh is not None:
         distributed.check_mesh(where, mesh)
         states, keys = distributed.shard_models((states, keys), mesh, where=where)

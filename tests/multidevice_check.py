@@ -1,15 +1,24 @@
-"""Run by tests/test_distributed.py in a fresh process with 8 CPU devices (XLA_FLAGS set by the test).
+"""Run by tests/test_distributed.py in fresh processes with 8 CPU devices in all (XLA_FLAGS set by the test).
 
 The same fit on one device, with its models split over 8 devices, and with 4 x 2 devices
-(models x each model's batch); exits non-zero with the differences when they disagree.
+(models x each model's batch); exits non-zero with the differences when they disagree. With
+``RNNLAB_COORDINATOR`` set it runs as one of several processes (:func:`rnnlab.distributed.initialize`),
+and the 8 devices are spread over them.
 """
 
+import os
 import sys
 
 import jax
-import numpy as np
 
-from rnnlab import cells, distributed, fit, models, tasks, train
+from rnnlab import distributed
+
+if "RNNLAB_COORDINATOR" in os.environ:
+    distributed.initialize()
+
+import numpy as np  # noqa: E402
+
+from rnnlab import cells, fit, models, tasks, train  # noqa: E402
 
 assert len(jax.devices()) == 8, jax.devices()
 TASK = tasks.get("adding")
@@ -34,10 +43,11 @@ def sample_fn(key):
 
 def run(mesh):
     states = train.init_seeds(lambda k: MODEL.init(k, TASK.input_size), KEYS, OPT)
-    result = fit.fit(loss_fn, eval_fn, sample_fn, EVAL, states, KEYS, OPT, steps=8, eval_every=4, monitor="mse",
-                     progress=False, mesh=mesh)  # fmt: skip
+    with distributed.use_mesh(mesh):  # as an experiment's --mesh sets it
+        result = fit.fit(loss_fn, eval_fn, sample_fn, EVAL, states, KEYS, OPT, steps=8, eval_every=4, monitor="mse",
+                         progress=False)  # fmt: skip
     leaves = jax.tree.leaves(result.params)
-    return [np.asarray(x) for x in leaves], result.history, leaves
+    return [np.asarray(x) for x in distributed.to_host(leaves)], result.history, leaves
 
 
 one, one_hist, _ = run(None)
@@ -60,5 +70,6 @@ for label, mesh, rtol in (
         ok = np.allclose(a, b, rtol=rtol, atol=1e-6)
         if not ok:
             failures.append(f"{label}: parameters differ by up to {np.max(np.abs(a - b))}")
-print("\n".join(failures) or "same results on 1 and 8 devices")
+where = f"process {jax.process_index()} of {jax.process_count()}:"
+print(where, "\n".join(failures) or "same results on 1 and 8 devices")
 sys.exit(1 if failures else 0)

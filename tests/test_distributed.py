@@ -2,6 +2,7 @@
 
 import os
 import pathlib
+import socket
 import subprocess
 import sys
 
@@ -13,12 +14,26 @@ from rnnlab import distributed
 HERE = pathlib.Path(__file__).parent
 
 
-def test_one_and_eight_devices_give_the_same_run():
-    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8", "JAX_PLATFORMS": "cpu"}
-    done = subprocess.run([sys.executable, str(HERE / "multidevice_check.py")], env=env, capture_output=True,
-                          text=True, timeout=300)  # fmt: skip
-    assert done.returncode == 0, done.stdout + done.stderr[-3000:]
-    assert "same results on 1 and 8 devices" in done.stdout
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_one_and_eight_devices_over_two_processes_give_the_same_run():
+    # Two processes with 4 CPU devices each, joined by jax.distributed as two hosts would be: the
+    # multi-host path, and the 8-device mesh, checked against one device in each process.
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4", "JAX_PLATFORMS": "cpu",
+           "RNNLAB_COORDINATOR": f"127.0.0.1:{_free_port()}", "RNNLAB_NUM_PROCESSES": "2"}  # fmt: skip
+    procs = [
+        subprocess.Popen([sys.executable, str(HERE / "multidevice_check.py")], env={**env, "RNNLAB_PROCESS_ID": str(i)},
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+        for i in range(2)
+    ]
+    outs = [p.communicate(timeout=300) for p in procs]
+    for i, (p, (out, err)) in enumerate(zip(procs, outs)):
+        assert p.returncode == 0, f"process {i}: {out}{err[-3000:]}"
+        assert f"process {i} of 2: same results on 1 and 8 devices" in out
 
 
 def test_mesh_arguments_are_checked():
