@@ -50,7 +50,7 @@ def is_concrete(x) -> bool:
 def float_dtype(where: str, name: str, x) -> np.dtype:
     """Returns the dtype of ``x``, raising a TypeError unless it is a floating dtype."""
     dtype = np.dtype(x.dtype)
-    if not np.issubdtype(dtype, np.floating):
+    if not jax.numpy.issubdtype(dtype, np.floating):  # numpy's own test says no to bfloat16
         raise TypeError(
             f"{where}: {name} must have a floating dtype (float16/bfloat16/float32/float64); got {dtype}. "
             f"Cast it first, e.g. {name}.astype(jnp.float32)."
