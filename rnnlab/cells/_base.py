@@ -8,6 +8,7 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from rnnlab import _checks, initializers
 
@@ -128,6 +129,21 @@ def check_step(cell: Cell, params: Params, carry: Carry, x) -> None:
         raise ValueError(
             f"{where}: carry.hidden must have shape {(*batch, cell.hidden_size)}; got {tuple(jnp.shape(hidden))}"
         )
+
+
+def sampled_in_float32(init: Callable[..., Params]) -> Callable[..., Params]:
+    """``init`` that also serves float16/bfloat16: it samples in float32, then casts.
+
+    The orthogonal initializer takes a QR decomposition, which has no half-precision kernel.
+    """
+
+    def wrapped(key, input_size, dtype=jnp.float32):
+        if isinstance(dtype, (type, np.dtype, str)) and jnp.issubdtype(dtype, jnp.floating):
+            if jnp.finfo(dtype).bits < 32:
+                return jax.tree.map(lambda a: a.astype(dtype), init(key, input_size, jnp.float32))
+        return init(key, input_size, dtype)
+
+    return wrapped
 
 
 def batch_shape_tuple(where: str, batch_shape) -> tuple[int, ...]:

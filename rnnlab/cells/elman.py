@@ -96,7 +96,7 @@ def elman(
         activation=activation, input_init=input_init, recurrent_init=recurrent_init, spectral_radius=spectral_radius
     )
     return Cell(
-        init,
+        _base.sampled_in_float32(init),
         zeros_carry(RNNCarry, 1, hidden_size),
         project,
         step,

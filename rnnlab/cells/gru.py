@@ -139,7 +139,7 @@ def gru(
 
     options = dict(reset_after=reset_after, activation=activation, input_init=input_init, recurrent_init=recurrent_init)
     return Cell(
-        init,
+        _base.sampled_in_float32(init),
         zeros_carry(RNNCarry, 1, H),
         project,
         step,
@@ -218,4 +218,5 @@ def mgu(
         return forward(params, carry, xp)[2]
 
     options = dict(activation=activation, input_init=input_init, recurrent_init=recurrent_init)
+    init = _base.sampled_in_float32(init)
     return Cell(init, zeros_carry(RNNCarry, 1, H), project, step, H, where, tuple(options.items()), gates)

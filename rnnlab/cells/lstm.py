@@ -336,6 +336,7 @@ def lstm(
     )
     # z = xp + rec is all combine reads of the two, unless layer norm normalizes rec on its own.
     additive = not layer_norm
+    init = _base.sampled_in_float32(init)
     return Cell(
         init, initial_carry, project, step, hidden_size, where, tuple(options.items()), gates, combine, additive
     )
