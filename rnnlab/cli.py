@@ -41,7 +41,7 @@ import sys
 from collections.abc import Callable, Iterable
 
 from rnnlab import config as config_files
-from rnnlab import runs
+from rnnlab import distributed, runs
 from rnnlab.train import OPTIMIZERS
 
 
@@ -63,7 +63,36 @@ def add_common_arguments(parser: argparse.ArgumentParser, presets: Iterable[str]
     parser.add_argument("--lengths", type=runs.parse_lengths, help="e.g. 'adding=100,200;copy=100'")
     parser.add_argument("--no-progress", action="store_true", help="no progress lines")
     parser.add_argument("--replot", action="store_true", help="redraw the plots and report of an existing --out")
-    parser.add_argument("--resume", action="store_true", help="keep the finished runs of an interrupted --out")
+    parser.add_argument(
+        "--resume", action="store_true",
+        help="continue an interrupted --out: keep its finished runs, continue the one it was in from its checkpoint",
+    )  # fmt: skip
+    parser.add_argument(
+        "--mesh", type=_mesh_argument, metavar="SEEDS[xBATCH]",
+        help="split the models over SEEDS devices (and each model's batch over BATCH), e.g. 8 or 4x2",
+    )  # fmt: skip
+    parser.add_argument(
+        "--distributed", action="store_true",
+        help="join a multi-host run first (jax.distributed.initialize: from the cluster, or RNNLAB_COORDINATOR, "
+        "RNNLAB_NUM_PROCESSES, RNNLAB_PROCESS_ID)",
+    )  # fmt: skip
+
+
+def _mesh_argument(text: str) -> tuple[int, int]:
+    try:
+        return distributed.parse_mesh(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from e
+
+
+def make_mesh_or_exit(sizes: tuple[int, int] | None, parser: argparse.ArgumentParser):
+    """The ``--mesh`` as a :class:`jax.sharding.Mesh` (None without it); too few devices exits with the count."""
+    if sizes is None:
+        return None
+    try:
+        return distributed.make_mesh(seeds=sizes[0], batch=sizes[1])
+    except ValueError as e:
+        parser.error(f"--mesh {sizes[0]}x{sizes[1]}: {e}")
 
 
 def apply_config_file(config, path: pathlib.Path | None, parser: argparse.ArgumentParser):
@@ -155,6 +184,8 @@ def main(
     if add_arguments is not None:
         add_arguments(parser)
     args = parser.parse_args(argv)
+    if args.distributed:
+        distributed.initialize()
     if args.replot:
         if args.out is None:
             parser.error("--replot needs --out, the run folder to redraw")
@@ -163,7 +194,9 @@ def main(
     if configure is not None:
         config = configure(config, args, parser)
     out = args.out or pathlib.Path("runs") / config.name
-    results = run_experiment(config, out, progress=not args.no_progress, resume=args.resume)
-    print(report(results), file=sys.stdout)
-    print(f"\nWrote {out}/ (results.json, report.md, plots)")
+    with distributed.use_mesh(make_mesh_or_exit(args.mesh, parser)):
+        results = run_experiment(config, out, progress=not args.no_progress, resume=args.resume)
+    if distributed.is_main_process():
+        print(report(results), file=sys.stdout)
+        print(f"\nWrote {out}/ (results.json, report.md, plots)")
     return results

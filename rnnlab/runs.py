@@ -15,14 +15,23 @@ import math
 import os
 import pathlib
 import platform
+import sys
 import tempfile
 from typing import Any
 
 import numpy as np
 
 
+def _writes_results() -> bool:
+    """In a multi-host run only process 0 writes run folders (every process holds the same results)."""
+    jax = sys.modules.get("jax")
+    return jax is None or jax.process_count() == 1 or jax.process_index() == 0
+
+
 def atomic_write(path, data: bytes | str) -> pathlib.Path:
     """Writes ``data`` to ``path`` atomically (temporary file, fsync, rename); creates the folder.
+
+    In a multi-host run (:mod:`rnnlab.distributed`) only process 0 writes.
 
     Example:
         >>> import pathlib, tempfile
@@ -31,6 +40,8 @@ def atomic_write(path, data: bytes | str) -> pathlib.Path:
         'hello'
     """
     path = pathlib.Path(path)
+    if not _writes_results():
+        return path
     path.parent.mkdir(parents=True, exist_ok=True)
     raw = data.encode() if isinstance(data, str) else data
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)

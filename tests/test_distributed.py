@@ -46,3 +46,19 @@ def test_mesh_arguments_are_checked():
     mesh = distributed.make_mesh(seeds=1)
     with pytest.raises(ValueError, match="multiple of the mesh's seeds axis"):
         distributed.shard_models({"w": jax.numpy.zeros(())}, mesh)
+
+
+def test_experiments_mesh_option_is_parsed_and_checked_against_the_devices(capsys):
+    import argparse
+
+    from rnnlab import cli
+
+    parser = argparse.ArgumentParser()
+    cli.add_common_arguments(parser, ["quick"])
+    assert parser.parse_args(["--mesh", "4x2"]).mesh == (4, 2)
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--mesh", "0x2"])
+    assert "expected SEEDS or SEEDSxBATCH" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli.make_mesh_or_exit((len(jax.devices()) + 1, 1), parser)
+    assert f"{len(jax.devices())} are available" in capsys.readouterr().err

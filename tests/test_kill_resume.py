@@ -36,8 +36,9 @@ def test_sigkill_mid_training_then_resume_equals_an_uninterrupted_run(tmp_path):
     whole, killed = tmp_path / "whole", tmp_path / "killed"
     uninterrupted = subprocess.Popen(_command(whole, config), env=_env(), stdout=subprocess.DEVNULL,
                                      stderr=subprocess.PIPE, text=True)  # fmt: skip
-    proc = subprocess.Popen(_command(killed, config), env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            text=True)  # fmt: skip
+    # The interrupted run also goes through --mesh (one device here): sharded state is checkpointed too.
+    proc = subprocess.Popen(_command(killed, config, "--mesh", "1"), env=_env(), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)  # fmt: skip
     ckpts = killed / "checkpoints" / "adding_T6_lstm_fb1" / "fit-0"
     deadline = time.monotonic() + 240
     while not _complete_checkpoints(ckpts) and proc.poll() is None and time.monotonic() < deadline:
@@ -49,8 +50,8 @@ def test_sigkill_mid_training_then_resume_equals_an_uninterrupted_run(tmp_path):
     assert seen and seen[-1] < 400, seen
     assert not (killed / "results.json").exists()  # killed inside the only grid point
 
-    resumed = subprocess.run(_command(killed, config, "--resume"), env=_env(), capture_output=True, text=True,
-                             timeout=300)  # fmt: skip
+    resumed = subprocess.run(_command(killed, config, "--resume", "--mesh", "1"), env=_env(), capture_output=True,
+                             text=True, timeout=300)  # fmt: skip
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert uninterrupted.wait(timeout=300) == 0, uninterrupted.stderr.read()[-3000:]
     assert not ckpts.parent.exists()  # removed once the point's results were written
