@@ -20,7 +20,7 @@ import argparse
 import pathlib
 import sys
 
-from rnnlab import sweep
+from rnnlab import cli, distributed, sweep
 
 
 def main(argv=None) -> dict:
@@ -29,16 +29,24 @@ def main(argv=None) -> dict:
     parser.add_argument("--out", type=pathlib.Path, help="run folder (default runs/<the config's name>)")
     parser.add_argument("--resume", action="store_true", help="keep the finished points of an interrupted --out")
     parser.add_argument("--no-progress", action="store_true", help="no progress lines")
+    parser.add_argument("--mesh", type=cli.mesh_argument, metavar="SEEDS[xBATCH]",
+                        help="split each point's models over SEEDS devices (and batches over BATCH), e.g. 8 or 4x2")
+    parser.add_argument("--distributed", action="store_true", help="join a multi-host run first (rnnlab.distributed)")
     args = parser.parse_args(argv)
+    if args.distributed:
+        distributed.initialize()
     try:
         config = sweep.load_config(args.config)
     except (OSError, ValueError, TypeError) as e:
         parser.error(str(e))
     out = args.out or pathlib.Path("runs") / config.name
     try:
-        results = sweep.run_sweep(config, out, progress=not args.no_progress, resume=args.resume)
+        with distributed.use_mesh(cli.make_mesh_or_exit(args.mesh, parser)):
+            results = sweep.run_sweep(config, out, progress=not args.no_progress, resume=args.resume)
     except ValueError as e:  # --resume on a folder another config wrote
         parser.error(str(e))
+    if not distributed.is_main_process():
+        return results
     print(f"\nWrote {out}/ (results.json, results.csv, report.md) in {results['elapsed_s'] / 60:.1f} minutes.\n")
     print(sweep.to_markdown(results["table"]), end="")
     return results

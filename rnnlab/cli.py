@@ -68,7 +68,7 @@ def add_common_arguments(parser: argparse.ArgumentParser, presets: Iterable[str]
         help="continue an interrupted --out: keep its finished runs, continue the one it was in from its checkpoint",
     )  # fmt: skip
     parser.add_argument(
-        "--mesh", type=_mesh_argument, metavar="SEEDS[xBATCH]",
+        "--mesh", type=mesh_argument, metavar="SEEDS[xBATCH]",
         help="split the models over SEEDS devices (and each model's batch over BATCH), e.g. 8 or 4x2",
     )  # fmt: skip
     parser.add_argument(
@@ -78,7 +78,8 @@ def add_common_arguments(parser: argparse.ArgumentParser, presets: Iterable[str]
     )  # fmt: skip
 
 
-def _mesh_argument(text: str) -> tuple[int, int]:
+def mesh_argument(text: str) -> tuple[int, int]:
+    """``--mesh``'s argparse type: :func:`rnnlab.distributed.parse_mesh`, its error as argparse's."""
     try:
         return distributed.parse_mesh(text)
     except ValueError as e:
