@@ -10,7 +10,23 @@ Example:
     (3, 5, 8)
 """
 
-from rnnlab import activations, cells, diagnostics, fit, initializers, layers, models, protocols, runs, tasks, train
+from rnnlab import (
+    activations,
+    cells,
+    checkpoint,
+    config,
+    diagnostics,
+    distributed,
+    fit,
+    initializers,
+    layers,
+    models,
+    protocols,
+    runs,
+    sweep,
+    tasks,
+    train,
+)
 from rnnlab.cells import Cell
 from rnnlab.layers import Bidirectional, Stack, bidirectional, stack
 from rnnlab.reference import reference_unroll
@@ -30,6 +46,10 @@ __all__ = [
     "models",
     "protocols",
     "runs",
+    "checkpoint",
+    "config",
+    "distributed",
+    "sweep",
     "Cell",
     "Bidirectional",
     "Stack",

@@ -11,6 +11,7 @@ socket.socket.connect = refuse
 socket.create_connection = refuse
 socket.getaddrinfo = refuse
 import rnnlab, rnnlab.interop.torch, rnnlab.interop.flax, rnnlab.flax_module, rnnlab.data, rnnlab.language_model
+import rnnlab.checkpoint, rnnlab.distributed, rnnlab.sweep, rnnlab.config
 print("torch" in sys.modules)
 """
 
