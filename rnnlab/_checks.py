@@ -22,6 +22,20 @@ def positive_int(where: str, name: str, value) -> int:
     return int(value)
 
 
+MAX_DIMENSION = 2**31
+
+
+def dimension(where: str, name: str, value) -> int:
+    """Returns ``value`` as an int, raising unless it is a positive int below ``2**31``: an array axis.
+
+    Past that, the product of two axes can overflow XLA's int64 shape arithmetic, which aborts the process.
+    """
+    value = positive_int(where, name, value)
+    if value >= MAX_DIMENSION:
+        raise ValueError(f"{where}: {name} must be < 2**31 (an array axis); got {value}")
+    return value
+
+
 def choice(where: str, name: str, value, choices: Iterable):
     """Returns ``value`` if it is one of ``choices``, else raises a ValueError listing them."""
     choices = tuple(choices)

@@ -65,7 +65,7 @@ def sequence_model(core, output_size: int) -> SequenceModel:
         >>> model.apply(params, jnp.ones((4, 10, 2)), lengths=jnp.array([10, 9, 3, 1])).shape
         (4, 10, 1)
     """
-    output_size = _checks.positive_int("sequence_model", "output_size", output_size)
+    output_size = _checks.dimension("sequence_model", "output_size", output_size)
     width = getattr(core, "output_size", None)
     if not isinstance(width, int):
         raise TypeError(f"sequence_model: core must be a Cell, Stack or Bidirectional; got {type(core).__name__}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import numbers
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -153,6 +154,8 @@ def batch_shape_tuple(where: str, batch_shape) -> tuple[int, ...]:
     for n in batch_shape:
         if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 0:
             raise ValueError(f"{where}: batch_shape must be a tuple of ints >= 0; got {tuple(batch_shape)!r}")
+    if math.prod(batch_shape) >= _checks.MAX_DIMENSION:
+        raise ValueError(f"{where}: batch_shape must hold fewer than 2**31 elements; got {tuple(batch_shape)!r}")
     return tuple(int(n) for n in batch_shape)
 
 
@@ -182,7 +185,7 @@ def recurrent_init(where: str, recurrent_init, spectral_radius):
 
 
 def check_init_args(where: str, input_size, dtype) -> int:
-    input_size = _checks.positive_int(where, "input_size", input_size)
+    input_size = _checks.dimension(where, "input_size", input_size)
     if not jnp.issubdtype(dtype, jnp.floating):
         raise TypeError(f"{where}: dtype must be a floating dtype; got {jnp.dtype(dtype)}")
     return input_size

@@ -67,7 +67,7 @@ def elman(
         ((2, 4), (2, 4))
     """
     where = "elman"
-    hidden_size = _checks.positive_int(where, "hidden_size", hidden_size)
+    hidden_size = _checks.dimension(where, "hidden_size", hidden_size)
     phi = activations.get(activation, where)
     w_init = initializers.get(input_init, where, "input_init")
     u_init = _base.recurrent_init(where, recurrent_init, spectral_radius)

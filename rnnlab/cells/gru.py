@@ -86,7 +86,7 @@ def gru(
         (4, 5)
     """
     where = "gru"
-    H = _checks.positive_int(where, "hidden_size", hidden_size)
+    H = _checks.dimension(where, "hidden_size", hidden_size)
     if not isinstance(reset_after, bool):
         raise TypeError(f"{where}: reset_after must be a bool; got {reset_after!r}")
     phi = activations.get(activation, where, _ACTIVATION_CHOICES)
@@ -185,7 +185,7 @@ def mgu(
         (3, 6)
     """
     where = "mgu"
-    H = _checks.positive_int(where, "hidden_size", hidden_size)
+    H = _checks.dimension(where, "hidden_size", hidden_size)
     phi = activations.get(activation, where, _ACTIVATION_CHOICES)
     w_init = initializers.get(input_init, where, "input_init")
     u_init = _base.recurrent_init(where, recurrent_init, None)

@@ -182,7 +182,7 @@ def lstm(
         (8,)
     """
     where = "lstm"
-    hidden_size = _checks.positive_int(where, "hidden_size", hidden_size)
+    hidden_size = _checks.dimension(where, "hidden_size", hidden_size)
     forget_bias = _checks.real_number(where, "forget_bias", forget_bias)
     given = dict(
         input_gate=input_gate,

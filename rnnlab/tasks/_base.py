@@ -113,8 +113,10 @@ def make_sampler(name: str, raw: Callable[..., Batch], min_length: int) -> Calla
 
     def sample(key, batch_size, length) -> Batch:
         check_key(where, key)
-        batch_size = _checks.positive_int(where, "batch_size", batch_size)
+        batch_size = _checks.dimension(where, "batch_size", batch_size)
         length = check_length(where, length, min_length)
+        if batch_size * length >= 2**31:  # larger products can overflow XLA's shape arithmetic, aborting the process
+            raise ValueError(f"{where}: batch_size * length must be < 2**31; got {batch_size} * {length}")
         return jitted(key, batch_size, length)
 
     sample.__doc__ = f"Samples a ``{name}`` :class:`Batch`; ``batch_size`` and ``length`` are static ints."
