@@ -17,6 +17,7 @@ batches, validation and test sets for a given seed, so cells are compared pairwi
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 import zlib
 from collections.abc import Callable
@@ -99,8 +100,11 @@ class TrainSettings:
                 f"{where}: stop_metric and stop_target go together; got stop_metric={self.stop_metric!r}, "
                 f"stop_target={self.stop_target!r}"
             )
-        if self.stop_target is not None:
-            _checks.real_number(where, "stop_target", self.stop_target)
+        if self.stop_metric is not None and not isinstance(self.stop_metric, str):
+            raise TypeError(f"{where}: stop_metric must be a metric name (str); got {self.stop_metric!r}")
+        target = self.stop_target
+        if target is not None and not math.isfinite(_checks.real_number(where, "stop_target", target)):
+            raise ValueError(f"{where}: stop_target must be a finite number; got {self.stop_target}")
 
 
 class TaskRun(NamedTuple):

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -88,11 +89,16 @@ class OptimizerConfig:
             value = _checks.real_number(where, field, getattr(self, field))
             if not 0 <= value < 1:
                 raise ValueError(f"{where}: {field} must be in [0, 1); got {value}")
-        if _checks.real_number(where, "weight_decay", self.weight_decay) < 0:
-            raise ValueError(f"{where}: weight_decay must be >= 0; got {self.weight_decay}")
+        value = _checks.real_number(where, "weight_decay", self.weight_decay)
+        if not (value >= 0 and math.isfinite(value)):
+            raise ValueError(f"{where}: weight_decay must be a finite number >= 0; got {value}")
+        value = _checks.real_number(where, "decay_rate", self.decay_rate)
+        if not (value > 0 and math.isfinite(value)):
+            raise ValueError(f"{where}: decay_rate must be a finite number > 0; got {value}")
         _checks.positive_int(where, "total_steps", self.total_steps)
-        if isinstance(self.warmup_steps, bool) or not isinstance(self.warmup_steps, int) or self.warmup_steps < 0:
-            raise ValueError(f"{where}: warmup_steps must be an int >= 0; got {self.warmup_steps!r}")
+        warmup = self.warmup_steps
+        if isinstance(warmup, bool) or not isinstance(warmup, numbers.Integral) or warmup < 0:
+            raise ValueError(f"{where}: warmup_steps must be an int >= 0; got {warmup!r}")
 
     @classmethod
     def from_dict(cls, config: dict) -> OptimizerConfig:
