@@ -20,7 +20,7 @@ import argparse
 import pathlib
 import sys
 
-from rnnlab import cli, distributed, sweep
+from rnnlab import checkpoint, cli, distributed, sweep
 
 
 def main(argv=None) -> dict:
@@ -29,6 +29,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--out", type=pathlib.Path, help="run folder (default runs/<the config's name>)")
     parser.add_argument("--resume", action="store_true", help="keep the finished points of an interrupted --out")
     parser.add_argument("--no-progress", action="store_true", help="no progress lines")
+    parser.add_argument("--checkpoint-seconds", type=float, default=checkpoint.DEFAULT_SECONDS, metavar="S",
+                        help="checkpoint the training at most every S seconds (default %(default)g)")
     parser.add_argument("--mesh", type=cli.mesh_argument, metavar="SEEDS[xBATCH]",
                         help="split each point's models over SEEDS devices (and batches over BATCH), e.g. 8 or 4x2")
     parser.add_argument("--distributed", action="store_true", help="join a multi-host run first (rnnlab.distributed)")
@@ -41,7 +43,8 @@ def main(argv=None) -> dict:
         parser.error(str(e))
     out = args.out or pathlib.Path("runs") / config.name
     try:
-        with distributed.use_mesh(cli.make_mesh_or_exit(args.mesh, parser)):
+        mesh = cli.make_mesh_or_exit(args.mesh, parser)
+        with cli.interval_or_exit(args.checkpoint_seconds, parser), distributed.use_mesh(mesh):
             results = sweep.run_sweep(config, out, progress=not args.no_progress, resume=args.resume)
     except ValueError as e:  # --resume on a folder another config wrote
         parser.error(str(e))

@@ -10,7 +10,9 @@ leaves the previous checkpoint intact and readable.
 :func:`scope` lets a loop deep inside an experiment checkpoint without threading a path through
 every call: :func:`rnnlab.fit.fit` asks :func:`next_checkpointer` for one when it was not given
 one explicitly, and the scope hands out ``<folder>/fit-0``, ``fit-1``, ... in call order (the
-order is deterministic, so a resumed run finds its own loops' checkpoints).
+order is deterministic, so a resumed run finds its own loops' checkpoints). A scope's loops save
+at their evaluations, at most once a minute by default (:func:`interval`; the experiments'
+``--checkpoint-seconds``), so short runs pay nothing for it.
 
 PRNG keys are stored as their raw key data and wrapped again on restore. Orbax is imported when
 the first checkpoint is written or read, not when rnnlab is.
@@ -31,6 +33,7 @@ import contextlib
 import contextvars
 import pathlib
 import shutil
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -51,14 +54,21 @@ class Checkpointer:
         directory: the folder (created on the first save).
         every: save on every ``every``-th call of :meth:`maybe_save` (a loop calls it at each
             evaluation); :meth:`save` always saves.
+        seconds: and only when at least this much wall time has passed since the last save (or
+            since the Checkpointer was made): a run loses at most about that much work, and
+            short runs write no checkpoint at all.
         keep: how many of the latest checkpoints to keep.
     """
 
-    def __init__(self, directory, *, every: int = 1, keep: int = 2):
+    def __init__(self, directory, *, every: int = 1, seconds: float = 0.0, keep: int = 2):
         self.directory = pathlib.Path(directory).absolute()
         self.every = _checks.positive_int("Checkpointer", "every", every)
+        self.seconds = _checks.real_number("Checkpointer", "seconds", seconds)
+        if not self.seconds >= 0:
+            raise ValueError(f"Checkpointer: seconds must be >= 0; got {seconds}")
         self.keep = _checks.positive_int("Checkpointer", "keep", keep)
         self._calls = 0
+        self._last = time.monotonic()
         self._manager = None
 
     def _mgr(self):
@@ -90,11 +100,12 @@ class Checkpointer:
             items["log"] = ocp.args.StandardSave(log)
         self._mgr().save(int(step), args=ocp.args.Composite(**items), force=True)
         self._mgr().wait_until_finished()
+        self._last = time.monotonic()
 
     def maybe_save(self, step: int, state, log: dict[str, np.ndarray] | None = None) -> bool:
-        """:meth:`save` on every ``every``-th call; returns whether it saved."""
+        """:meth:`save` on every ``every``-th call once ``seconds`` have passed; returns whether it saved."""
         self._calls += 1
-        if self._calls % self.every:
+        if self._calls % self.every or time.monotonic() - self._last < self.seconds:
             return False
         self.save(step, state, log)
         return True
@@ -142,17 +153,37 @@ class Checkpointer:
 
 
 class _Scope:
-    def __init__(self, directory: pathlib.Path, every: int):
+    def __init__(self, directory: pathlib.Path, every: int, seconds: float):
         self.directory = directory
         self.every = every
+        self.seconds = seconds
         self.handed_out = 0
 
 
 _SCOPE: contextvars.ContextVar[_Scope | None] = contextvars.ContextVar("rnnlab_checkpoint_scope", default=None)
+DEFAULT_SECONDS = 60.0
+_SECONDS: contextvars.ContextVar[float] = contextvars.ContextVar("rnnlab_checkpoint_seconds", default=DEFAULT_SECONDS)
 
 
 @contextlib.contextmanager
-def scope(directory, *, resume: bool, every: int = 1, clear_on_exit: bool = True) -> Iterator[pathlib.Path]:
+def interval(seconds: float) -> Iterator[float]:
+    """Within the block, :func:`scope` checkpoints at most every ``seconds`` of wall time (default 60).
+
+    The experiments' ``--checkpoint-seconds`` sets it for a whole run.
+    """
+    seconds = _checks.real_number("checkpoint.interval", "seconds", seconds)
+    if not seconds >= 0:
+        raise ValueError(f"checkpoint.interval: seconds must be >= 0; got {seconds}")
+    token = _SECONDS.set(seconds)
+    try:
+        yield seconds
+    finally:
+        _SECONDS.reset(token)
+
+
+@contextlib.contextmanager
+def scope(directory, *, resume: bool, every: int = 1, seconds: float | None = None,
+          clear_on_exit: bool = True) -> Iterator[pathlib.Path]:  # fmt: skip
     """Training loops run inside checkpoint into ``directory/fit-<k>``, the k-th loop started.
 
     Args:
@@ -160,13 +191,15 @@ def scope(directory, *, resume: bool, every: int = 1, clear_on_exit: bool = True
         resume: keep the checkpoints already there, so the loops continue from them; otherwise
             they are deleted first (a fresh run never continues an old one by accident).
         every: the loops' :class:`Checkpointer` ``every``.
+        seconds: their ``seconds``; default: the enclosing :func:`interval`'s, else 60.
         clear_on_exit: delete the folder when the block finishes without an exception (its
             results are then written elsewhere); an interrupted block keeps it for a resume.
     """
     directory = pathlib.Path(directory).absolute()
     if not resume:
         shutil.rmtree(directory, ignore_errors=True)
-    token = _SCOPE.set(_Scope(directory, _checks.positive_int("checkpoint.scope", "every", every)))
+    every = _checks.positive_int("checkpoint.scope", "every", every)
+    token = _SCOPE.set(_Scope(directory, every, _SECONDS.get() if seconds is None else float(seconds)))
     try:
         yield directory
     finally:
@@ -187,4 +220,4 @@ def next_checkpointer() -> Checkpointer | None:
         return None
     k = current.handed_out
     current.handed_out += 1
-    return Checkpointer(current.directory / f"fit-{k}", every=current.every)
+    return Checkpointer(current.directory / f"fit-{k}", every=current.every, seconds=current.seconds)

@@ -40,8 +40,8 @@ import pathlib
 import sys
 from collections.abc import Callable, Iterable
 
+from rnnlab import checkpoint, distributed, runs
 from rnnlab import config as config_files
-from rnnlab import distributed, runs
 from rnnlab.train import OPTIMIZERS
 
 
@@ -68,6 +68,10 @@ def add_common_arguments(parser: argparse.ArgumentParser, presets: Iterable[str]
         help="continue an interrupted --out: keep its finished runs, continue the one it was in from its checkpoint",
     )  # fmt: skip
     parser.add_argument(
+        "--checkpoint-seconds", type=float, default=checkpoint.DEFAULT_SECONDS, metavar="S",
+        help="checkpoint the training at most every S seconds (default %(default)g; 0: at every evaluation)",
+    )  # fmt: skip
+    parser.add_argument(
         "--mesh", type=mesh_argument, metavar="SEEDS[xBATCH]",
         help="split the models over SEEDS devices (and each model's batch over BATCH), e.g. 8 or 4x2",
     )  # fmt: skip
@@ -84,6 +88,13 @@ def mesh_argument(text: str) -> tuple[int, int]:
         return distributed.parse_mesh(text)
     except ValueError as e:
         raise argparse.ArgumentTypeError(str(e)) from e
+
+
+def interval_or_exit(seconds: float, parser: argparse.ArgumentParser):
+    """``--checkpoint-seconds`` as a :func:`rnnlab.checkpoint.interval` context; a negative value exits."""
+    if not seconds >= 0:
+        parser.error(f"--checkpoint-seconds must be >= 0; got {seconds}")
+    return checkpoint.interval(seconds)
 
 
 def make_mesh_or_exit(sizes: tuple[int, int] | None, parser: argparse.ArgumentParser):
@@ -195,7 +206,7 @@ def main(
     if configure is not None:
         config = configure(config, args, parser)
     out = args.out or pathlib.Path("runs") / config.name
-    with distributed.use_mesh(make_mesh_or_exit(args.mesh, parser)):
+    with interval_or_exit(args.checkpoint_seconds, parser), distributed.use_mesh(make_mesh_or_exit(args.mesh, parser)):
         results = run_experiment(config, out, progress=not args.no_progress, resume=args.resume)
     if distributed.is_main_process():
         print(report(results), file=sys.stdout)

@@ -8,6 +8,9 @@ import pytest
 
 jax.config.update("jax_numpy_rank_promotion", "raise")
 
+# A script that tests run in subprocesses with 8 devices; not a module to import here.
+collect_ignore = ["multidevice_check.py"]
+
 _LOCAL = ("127.0.0.1", "::1", "localhost", "0.0.0.0")
 _connect = socket.socket.connect
 

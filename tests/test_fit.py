@@ -201,7 +201,7 @@ def test_a_run_continued_from_its_checkpoint_ends_bit_identical(tmp_path):
 
 def test_a_checkpoint_scope_hands_each_loop_its_folder_and_clears_it_when_done(tmp_path):
     keys = jax.random.split(jax.random.key(6), 2)
-    with checkpoint.scope(tmp_path / "point", resume=False) as folder:
+    with checkpoint.scope(tmp_path / "point", resume=False, seconds=0) as folder:
         _fit(keys, steps=4, eval_every=4)
         _fit(keys, steps=4, eval_every=4)
         assert sorted(p.name for p in folder.iterdir()) == ["fit-0", "fit-1"]
