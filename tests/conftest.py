@@ -1,12 +1,25 @@
 """A strict test environment: implicit rank promotion raises, float64 is available per test, and no test
 reaches the network (a connection to any host but this machine raises)."""
 
+import os
 import socket
+import tempfile
 
 import jax
 import pytest
 
 jax.config.update("jax_numpy_rank_promotion", "raise")
+
+# One compilation cache for the session and the subprocesses its tests start: the same program
+# built from another closure (another cell object, another experiment point, another process) is
+# compiled once. A fresh folder per session, so no test reads what an earlier run left.
+_CACHE = tempfile.mkdtemp(prefix="rnnlab-test-xla-cache-")
+os.environ["JAX_COMPILATION_CACHE_DIR"] = _CACHE
+os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
+os.environ["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "0"
+jax.config.update("jax_compilation_cache_dir", _CACHE)
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 # A script that tests run in subprocesses with 8 devices; not a module to import here.
 collect_ignore = ["multidevice_check.py"]
