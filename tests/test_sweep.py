@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from rnnlab import protocols, sweep
+from rnnlab import checkpoint, protocols, sweep
 from rnnlab.train import OptimizerConfig
 
 TRAIN = protocols.TrainSettings(seeds=2, batch_size=8, steps=20, eval_every=10, eval_size=16, test_size=16, grad_size=4)
@@ -50,7 +50,7 @@ def swept(tmp_path_factory):
         checkpoints[key] = sorted(p.name for p in (out / "checkpoints" / key).iterdir())
         return run
 
-    with pytest.MonkeyPatch.context() as patch:
+    with pytest.MonkeyPatch.context() as patch, checkpoint.interval(0):  # a checkpoint at every evaluation
         patch.setattr(sweep, "train_on_task", recording)
         results = sweep.run_sweep(TINY, out, progress=False)
     # Each point's training loop checkpointed while it ran (a killed sweep resumes mid-point); the
