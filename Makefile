@@ -18,9 +18,12 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
+# Test processes (pytest-xdist): most of the suite's time is single-threaded XLA compilation.
+TEST_WORKERS ?= 2
+
 test: $(STAMP)
 	$(BIN)/ruff check rnnlab tests experiments bench
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS)
 
 demo: $(STAMP)
 	$(BIN)/python experiments/vanishing_gradient.py --preset quick

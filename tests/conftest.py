@@ -13,8 +13,9 @@ jax.config.update("jax_numpy_rank_promotion", "raise")
 # One compilation cache for the session and the subprocesses its tests start: the same program
 # built from another closure (another cell object, another experiment point, another process) is
 # compiled once. A fresh folder per session, so no test reads what an earlier run left.
-_CACHE = tempfile.mkdtemp(prefix="rnnlab-test-xla-cache-")
-os.environ["JAX_COMPILATION_CACHE_DIR"] = _CACHE
+# (With pytest-xdist the workers inherit the controller's folder through the environment.)
+_CACHE = os.environ.get("RNNLAB_TEST_XLA_CACHE") or tempfile.mkdtemp(prefix="rnnlab-test-xla-cache-")
+os.environ["RNNLAB_TEST_XLA_CACHE"] = os.environ["JAX_COMPILATION_CACHE_DIR"] = _CACHE
 os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
 os.environ["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "0"
 jax.config.update("jax_compilation_cache_dir", _CACHE)
