@@ -50,6 +50,7 @@ import numpy as np
 import optax
 
 from rnnlab import _checks
+from rnnlab import checkpoint as _ckpt
 from rnnlab.data.text import Lanes, TokenStream, Vocabulary, lanes
 from rnnlab.models import SequenceModel, sequence_model
 from rnnlab.progress import Progress
@@ -221,6 +222,7 @@ def train_language_model(
     key: jax.Array,
     *,
     progress: bool | str = False,
+    checkpoint: _ckpt.Checkpointer | None = None,
 ) -> LMResult:
     """Trains ``model`` on ``train`` statefully with truncated BPTT, scoring ``validation`` every ``eval_every`` steps.
 
@@ -229,8 +231,15 @@ def train_language_model(
     ``settings.steps``, after ``patience`` evaluations without a better validation score, or at a
     non-finite loss or gradient (its step is in ``diverged_step``; a warning names it).
 
+    With a :class:`~rnnlab.checkpoint.Checkpointer` (default: the enclosing
+    :func:`rnnlab.checkpoint.scope`'s, if any) the loop's state is saved at its evaluations:
+    parameters, optimizer state, the carry, the step (which also fixes the position in the lanes),
+    the best parameters so far and the curves. A new call with the same arguments continues from
+    the newest checkpoint and ends as an uninterrupted run would, bit for bit.
+
     Args:
         progress: False for silence; True or a label for a progress line.
+        checkpoint: see above.
     """
     if not isinstance(settings, LMSettings):
         raise TypeError(f"train_language_model: settings must be LMSettings; got {type(settings).__name__}")
@@ -248,10 +257,30 @@ def train_language_model(
 
     start = time.perf_counter()
     bar = Progress(s.steps, progress if isinstance(progress, str) else "lm", enabled=bool(progress))
-    best_params, best_bpc, best_step = state.params, val_bpc(state.params), 0
-    losses, norms, eval_steps, evals = [], [], [0], [best_bpc]
-    done, bad, diverged = 0, 0, -1
-    while done < s.steps:
+    if checkpoint is None:
+        checkpoint = _ckpt.next_checkpointer()
+    loop = {"state": state, "carry": carry, "best_params": state.params, "key": k_train,
+            "counts": np.zeros(4, np.int64), "best_bpc": np.asarray(0.0)}  # fmt: skip
+    restored = checkpoint.restore(loop) if checkpoint is not None else None
+    if restored is None:
+        best_params, best_bpc, best_step = state.params, val_bpc(state.params), 0
+        losses, norms, eval_steps, evals = [], [], [0], [best_bpc]
+        done, bad, diverged = 0, 0, -1
+    else:
+        _, loop, log = restored
+        if not np.array_equal(jax.random.key_data(loop["key"]), jax.random.key_data(k_train)):
+            raise ValueError(
+                f"train_language_model: the checkpoint in {checkpoint.directory} was written by a run with another "
+                "key; delete it or use another folder"
+            )
+        state, carry, best_params = loop["state"], loop["carry"], loop["best_params"]
+        done, best_step, bad, diverged = (int(v) for v in loop["counts"])
+        best_bpc = float(loop["best_bpc"])
+        losses, norms = [log["train_bpc"]], [log["grad_norm"]]
+        eval_steps, evals = list(log["eval_step"]), list(log["val_bpc"])
+        bar.update(done, f"resumed at step {done}")
+    finished = diverged >= 0 or (s.patience is not None and bad >= s.patience)
+    while done < s.steps and not finished:
         length = min(s.eval_every, s.steps - done)
         (state, carry), (loss, norm) = run(state, carry, k_train, arrays, done, length)
         loss, norm = np.asarray(loss, np.float64), np.asarray(norm, np.float64)
@@ -273,9 +302,17 @@ def train_language_model(
         else:
             bad += 1
         bar.update(done, f"train {losses[-1][-1]:.3f} val {bpc:.3f} bpc")
-        if s.patience is not None and bad >= s.patience:
-            break
+        finished = s.patience is not None and bad >= s.patience
+        if checkpoint is not None:
+            loop = {"state": state, "carry": carry, "best_params": best_params, "key": k_train,
+                    "counts": np.asarray([done, best_step, bad, diverged], np.int64),
+                    "best_bpc": np.asarray(best_bpc)}  # fmt: skip
+            log = {"train_bpc": np.concatenate(losses), "grad_norm": np.concatenate(norms),
+                   "eval_step": np.asarray(eval_steps), "val_bpc": np.asarray(evals)}  # fmt: skip
+            checkpoint.maybe_save(done, loop, log)
     bar.close(f"best val {best_bpc:.3f} bpc at step {best_step}")
+    if checkpoint is not None:
+        checkpoint.close()
     history = {
         "step": np.arange(1, done + 1),
         "train_bpc": np.concatenate(losses),

@@ -1,5 +1,6 @@
 """The character-level language model against a float64 numpy loop: scoring, stateful TBPTT, resets, sampling."""
 
+import dataclasses
 import math
 
 import jax
@@ -8,7 +9,7 @@ import numpy as np
 import pytest
 from numpy_reference import f64, gru_step, randomize
 
-from rnnlab import cells
+from rnnlab import cells, checkpoint
 from rnnlab import language_model as lm
 from rnnlab.data import text
 from rnnlab.train import OptimizerConfig
@@ -103,3 +104,24 @@ def test_settings_errors_name_the_field():
         lm.LMSettings(window=0)
     with pytest.raises(TypeError, match="settings must be LMSettings"):
         lm.train_language_model(MODEL, STREAM, STREAM, {"window": 4}, jax.random.key(0))
+
+
+def test_training_continued_from_a_checkpoint_ends_bit_identical(tmp_path):
+    """Carry, parameters, optimizer state and curves come back: 4 + 4 steps equal 8 in one go."""
+    settings = lm.LMSettings(window=4, batch_size=2, steps=8, eval_every=2,
+                             optimizer=OptimizerConfig("adam", learning_rate=0.05))  # fmt: skip
+    key = jax.random.key(5)
+    whole = lm.train_language_model(MODEL, STREAM, STREAM, settings, key)
+    ckpt = checkpoint.Checkpointer(tmp_path / "lm")
+    cut = lm.train_language_model(MODEL, STREAM, STREAM, dataclasses.replace(settings, steps=4), key, checkpoint=ckpt)
+    assert cut.steps == 4 and ckpt.latest_step() == 4
+    resumed = lm.train_language_model(MODEL, STREAM, STREAM, settings, key,
+                                      checkpoint=checkpoint.Checkpointer(tmp_path / "lm"))  # fmt: skip
+    assert resumed.steps == 8 and resumed.best_step == whole.best_step and resumed.best_bpc == whole.best_bpc
+    for name, values in whole.history.items():
+        np.testing.assert_array_equal(values, resumed.history[name], err_msg=name)
+    for a, b in zip(jax.tree.leaves(whole.params), jax.tree.leaves(resumed.params)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    with pytest.raises(ValueError, match="another key"):
+        lm.train_language_model(MODEL, STREAM, STREAM, settings, jax.random.key(6),
+                                checkpoint=checkpoint.Checkpointer(tmp_path / "lm"))  # fmt: skip
