@@ -19,6 +19,7 @@ under ``runs/``, PNG plots and ``report.md``. The same ``--seed`` gives the same
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import pathlib
 import time
@@ -26,7 +27,7 @@ import time
 import numpy as np
 
 import rnnlab
-from rnnlab import checkpoint, cli, protocols, runs, tasks
+from rnnlab import cli, experiment, protocols, runs, tasks
 from rnnlab.train import OptimizerConfig
 
 # Cell id -> (label, factory(hidden_size, time_steps)). Chrono init spreads the forget-gate
@@ -202,6 +203,17 @@ def summarize(run: protocols.TaskRun, cell_id: str, task_name: str, length: int)
     return entry
 
 
+def _run_point(config: Config, cell, cell_id: str, task, task_name: str, length: int, progress, label: str):
+    """One (task, length, cell): its results entry and the arrays of its ``runs/<point>.npz``."""
+    run = protocols.train_on_task(cell, task, length, config.train, seed=config.seed, progress=progress, label=label)
+    arrays = {
+        **{k.replace("/", "."): v for k, v in run.history.items()},
+        **{f"grad_init.{k}": v for k, v in run.grad_init.items()},
+        **{f"grad_trained.{k}": v for k, v in run.grad_trained.items()},
+    }
+    return summarize(run, cell_id, task_name, length), arrays
+
+
 def run_experiment(config: Config, out: pathlib.Path, *, progress: bool = True, resume: bool = False) -> dict:
     """Runs every (task, length, cell) of ``config``, writing the run folder as results come in.
 
@@ -237,24 +249,11 @@ def run_experiment(config: Config, out: pathlib.Path, *, progress: bool = True, 
                     continue
                 cell = factory(config.hidden_size, task.time_steps(length))
                 done = sum(len(b["runs"]) for b in results["tasks"].values())
-                # Training checkpoints under the point's folder: a killed run resumed with --resume
-                # continues mid-training; the folder goes once the point's results are written.
-                folder = out / "checkpoints" / f"{task_name}_T{length}_{cell_id}"
-                with checkpoint.scope(folder, resume=resume, clear_on_exit=False):
-                    run = protocols.train_on_task(
-                        cell, task, length, config.train, seed=config.seed, progress=progress,
-                        label=f"[{done + 1}/{total}] {task_name} T={length} {label}",
-                    )  # fmt: skip
-                entries.append(summarize(run, cell_id, task_name, length))
-                runs.write_npz(
-                    out / "runs" / f"{task_name}_T{length}_{cell_id}.npz",
-                    **{k.replace("/", "."): v for k, v in run.history.items()},
-                    **{f"grad_init.{k}": v for k, v in run.grad_init.items()},
-                    **{f"grad_trained.{k}": v for k, v in run.grad_trained.items()},
-                )
-                results["elapsed_s"] = time.perf_counter() - start
-                runs.write_json(out / "results.json", results)  # partial results survive an interruption
-                checkpoint.remove(folder)
+                label = f"[{done + 1}/{total}] {task_name} T={length} {label}"
+                run = functools.partial(_run_point, config, cell, cell_id, task, task_name, length, progress, label)
+                # Checkpointed under checkpoints/<point>/ (a killed run continues it with --resume).
+                experiment.run_point(out, f"{task_name}_T{length}_{cell_id}", run, results, entries, start=start,
+                                     resume=resume)  # fmt: skip
     results["elapsed_s"] = time.perf_counter() - start
     results["findings"] = findings(results)
     runs.write_json(out / "results.json", results)

@@ -23,6 +23,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import math
 import pathlib
 import time
@@ -76,16 +77,8 @@ def run_grid(
         if name in kept:
             results["runs"].append(kept[name])
             continue
-        # The training loops of this point checkpoint under its own folder, so a killed run
-        # resumed with ``resume`` continues mid-point; the folder goes once the point is written.
-        folder = out / "checkpoints" / name
-        with checkpoint.scope(folder, resume=resume, clear_on_exit=False):
-            entry, arrays = run_one(point, k, len(grid))
-        results["runs"].append(entry)
-        runs.write_npz(out / "runs" / f"{name}.npz", **arrays)
-        results["elapsed_s"] = time.perf_counter() - start
-        runs.write_json(out / "results.json", results)  # partial results survive an interruption
-        checkpoint.remove(folder)
+        run = functools.partial(run_one, point, k, len(grid))
+        run_point(out, name, run, results, results["runs"], start=start, resume=resume)
     results["elapsed_s"] = time.perf_counter() - start
     results["findings"] = findings(json_round_trip(results))
     runs.write_json(out / "results.json", results)
@@ -93,6 +86,28 @@ def run_grid(
     make_plots(results, out)
     runs.atomic_write(out / "report.md", report(results))
     return results
+
+
+def run_point(out, name: str, run: Callable, results: dict, entries: list, *, start: float, resume: bool) -> dict:
+    """Runs one grid point into the run folder ``out`` and records it; returns its entry.
+
+    ``run() -> (entry, arrays)`` trains inside a :func:`rnnlab.checkpoint.scope` of its own,
+    ``out/checkpoints/<name>/``, so a killed run resumed with ``resume`` continues this point
+    mid-training. Then ``entry`` is appended to ``entries`` (a list inside ``results``), the arrays
+    go to ``runs/<name>.npz``, ``results.json`` is rewritten (with ``elapsed_s`` since ``start``,
+    a ``time.perf_counter()``) so an interruption keeps every finished point, and only then are
+    the point's checkpoints deleted.
+    """
+    out = pathlib.Path(out)
+    folder = out / "checkpoints" / name
+    with checkpoint.scope(folder, resume=resume, clear_on_exit=False):
+        entry, arrays = run()
+    entries.append(entry)
+    runs.write_npz(out / "runs" / f"{name}.npz", **arrays)
+    results["elapsed_s"] = time.perf_counter() - start
+    runs.write_json(out / "results.json", results)
+    checkpoint.remove(folder)
+    return entry
 
 
 def json_round_trip(results: dict) -> dict:

@@ -32,6 +32,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import numbers
 import pathlib
@@ -41,7 +42,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from rnnlab import cells, checkpoint, experiment, runs, tasks
+from rnnlab import cells, experiment, runs, tasks
 from rnnlab.protocols import TrainSettings, train_on_task
 from rnnlab.train import OPTIMIZERS
 
@@ -319,16 +320,10 @@ def run_sweep(config: SweepConfig, out, *, progress: bool = True, resume: bool =
             results["points"].append(kept[point.key])
             results["resumed"] += 1
             continue
-        # The point's training loop checkpoints under its own folder, so a sweep killed mid-point and
-        # resumed continues that point where it was; the folder goes once the point is written.
-        folder = out / "checkpoints" / point.key
-        with checkpoint.scope(folder, resume=resume, clear_on_exit=False):
-            entry, arrays = run_point(config, point, progress=progress, label=f"[{k + 1}/{len(points)}] {point.key}")
-        results["points"].append(entry)
-        runs.write_npz(out / "runs" / f"{point.key}.npz", **arrays)
-        results["elapsed_s"] = time.perf_counter() - start
-        runs.write_json(out / "results.json", results)  # partial results survive an interruption
-        checkpoint.remove(folder)
+        # Checkpointed under checkpoints/<key>/ (a sweep killed mid-point continues it), then recorded.
+        label = f"[{k + 1}/{len(points)}] {point.key}"
+        run = functools.partial(run_point, config, point, progress=progress, label=label)
+        experiment.run_point(out, point.key, run, results, results["points"], start=start, resume=resume)
     results["elapsed_s"] = time.perf_counter() - start
     results["table"] = table(results)
     runs.write_json(out / "results.json", results)
