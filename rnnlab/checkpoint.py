@@ -141,6 +141,18 @@ class Checkpointer:
         log = {k: np.asarray(v) for k, v in (restored.get("log") or {}).items()}
         return int(step), state, log
 
+    def check_keys(self, where: str, saved, given) -> None:
+        """Raises a ValueError unless the PRNG keys ``saved`` in a checkpoint are the run's ``given`` ones.
+
+        A checkpoint is only continued by the run that wrote it; the keys are what tells two runs of
+        the same model apart (other seeds, another experiment point).
+        """
+        if not np.array_equal(jax.random.key_data(saved), jax.random.key_data(given)):
+            raise ValueError(
+                f"{where}: the checkpoint in {self.directory} was written by a run with other keys; "
+                "delete it or use another folder"
+            )
+
     def clear(self) -> None:
         """Deletes every checkpoint of this loop (e.g. once its results are written)."""
         self.close()

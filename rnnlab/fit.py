@@ -266,11 +266,7 @@ def fit(
         train_hist: dict[str, list] = {}
     else:
         resumed_from, loop, log = restored
-        if not np.array_equal(jax.random.key_data(loop["keys"]), jax.random.key_data(keys)):
-            raise ValueError(
-                f"{where}: the checkpoint in {checkpoint.directory} was written by a run with other keys; "
-                "delete it or use another folder"
-            )
+        checkpoint.check_keys(where, loop["keys"], keys)
         eval_steps = list(log.pop("eval_step"))
         evals = {k[len("eval/"):]: list(v) for k, v in log.items() if k.startswith("eval/")}
         train_hist = {k[len("train/"):]: [v] for k, v in log.items() if k.startswith("train/")}

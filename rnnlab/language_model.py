@@ -268,11 +268,7 @@ def train_language_model(
         done, bad, diverged = 0, 0, -1
     else:
         _, loop, log = restored
-        if not np.array_equal(jax.random.key_data(loop["key"]), jax.random.key_data(k_train)):
-            raise ValueError(
-                f"train_language_model: the checkpoint in {checkpoint.directory} was written by a run with another "
-                "key; delete it or use another folder"
-            )
+        checkpoint.check_keys("train_language_model", loop["key"], k_train)
         state, carry, best_params = loop["state"], loop["carry"], loop["best_params"]
         done, best_step, bad, diverged = (int(v) for v in loop["counts"])
         best_bpc = float(loop["best_bpc"])

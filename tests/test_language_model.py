@@ -122,6 +122,6 @@ def test_training_continued_from_a_checkpoint_ends_bit_identical(tmp_path):
         np.testing.assert_array_equal(values, resumed.history[name], err_msg=name)
     for a, b in zip(jax.tree.leaves(whole.params), jax.tree.leaves(resumed.params)):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
-    with pytest.raises(ValueError, match="another key"):
+    with pytest.raises(ValueError, match="other keys"):
         lm.train_language_model(MODEL, STREAM, STREAM, settings, jax.random.key(6),
                                 checkpoint=checkpoint.Checkpointer(tmp_path / "lm"))  # fmt: skip
