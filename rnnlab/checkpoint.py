@@ -133,11 +133,14 @@ class Checkpointer:
                 f"Checkpointer.restore: the checkpoint at step {step} in {self.directory} does not match this "
                 f"run's state (was it written by another model or config?): {e}"
             ) from e
-        state = jax.tree.map(
-            lambda t, x: jax.random.wrap_key_data(x, impl=jax.random.key_impl(t)) if _is_key(t) else x,
-            template,
-            restored["state"],
-        )
+        def back(t, x):
+            if _is_key(t):
+                return jax.random.wrap_key_data(x, impl=jax.random.key_impl(t))
+            if isinstance(t, (np.ndarray, np.generic, int, float)):
+                return np.array(x)  # a writable numpy array, as the template's was
+            return x
+
+        state = jax.tree.map(back, template, restored["state"])
         log = {k: np.asarray(v) for k, v in (restored.get("log") or {}).items()}
         return int(step), state, log
 

@@ -159,7 +159,7 @@ def _nan_after(thresholds, **kw):
         warnings.simplefilter("always")
         result = fit.fit(
             nan_loss, lambda p, b: {"loss": nan_loss(p, b, None)}, lambda k: jnp.zeros(()), jnp.zeros(()), states,
-            keys, opt, steps=8, eval_every=4, progress=False, **kw,
+            keys, opt, **{"steps": 8, "eval_every": 4, "progress": False, **kw},
         )  # fmt: skip
     return result, [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
 
@@ -207,3 +207,13 @@ def test_a_checkpoint_scope_hands_each_loop_its_folder_and_clears_it_when_done(t
         assert sorted(p.name for p in folder.iterdir()) == ["fit-0", "fit-1"]
     assert not (tmp_path / "point").exists()
     assert checkpoint.next_checkpointer() is None
+
+
+def test_a_model_that_diverges_after_a_resume_is_stopped_as_in_an_uninterrupted_run(tmp_path):
+    # w > 5.5 first at step 7, after the checkpoint at step 4 that the second call continues from.
+    whole, _ = _nan_after([100.0, 5.5])
+    _nan_after([100.0, 5.5], steps=4, checkpoint=checkpoint.Checkpointer(tmp_path / "c"))
+    resumed, messages = _nan_after([100.0, 5.5], checkpoint=checkpoint.Checkpointer(tmp_path / "c"))
+    assert resumed.resumed_from == 4 and list(resumed.diverged_step) == list(whole.diverged_step) == [-1, 7]
+    assert any("model 1" in m and "step 7" in m for m in messages), messages
+    np.testing.assert_array_equal(resumed.params["w"], whole.params["w"])
