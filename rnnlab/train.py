@@ -102,12 +102,11 @@ class OptimizerConfig:
 
     @classmethod
     def from_dict(cls, config: dict) -> OptimizerConfig:
-        """Builds a config from a plain dict (e.g. parsed JSON), rejecting unknown keys by name."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(config) - known)
-        if unknown:
-            raise ValueError(f"OptimizerConfig: unknown key(s) {unknown}; known keys are {sorted(known)}")
-        return cls(**config)
+        """Builds a config from a plain dict (e.g. parsed JSON), checked by :func:`rnnlab.config.from_dict`:
+        unknown keys are named with the valid ones, and every value's type is checked."""
+        from rnnlab import config as config_files
+
+        return config_files.from_dict(cls, config)
 
 
 def make_schedule(config: OptimizerConfig) -> optax.Schedule:

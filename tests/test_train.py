@@ -158,8 +158,10 @@ def test_config_errors(kwargs, exc, pattern):
 def test_config_from_dict():
     cfg = train.OptimizerConfig.from_dict({"name": "rmsprop", "learning_rate": 1e-3, "clip_value": 1.0})
     assert cfg.name == "rmsprop" and cfg.clip == "global_norm"
-    with pytest.raises(ValueError, match=r"unknown key\(s\) \['lr'\]"):
+    with pytest.raises(ValueError, match=r"unknown key 'lr'; valid keys: \['clip', "):
         train.OptimizerConfig.from_dict({"lr": 1e-3})
+    with pytest.raises(TypeError, match=r"learning_rate must be float; got '1e-3' \(str\)"):
+        train.OptimizerConfig.from_dict({"learning_rate": "1e-3"})
 
 
 def test_early_stopping():
