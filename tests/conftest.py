@@ -2,6 +2,7 @@
 reaches the network (a connection to any host but this machine raises)."""
 
 import os
+import shutil
 import socket
 import tempfile
 
@@ -14,6 +15,7 @@ jax.config.update("jax_numpy_rank_promotion", "raise")
 # built from another closure (another cell object, another experiment point, another process) is
 # compiled once. A fresh folder per session, so no test reads what an earlier run left.
 # (With pytest-xdist the workers inherit the controller's folder through the environment.)
+_OWN_CACHE = "RNNLAB_TEST_XLA_CACHE" not in os.environ  # this process made it (not an xdist worker): it removes it
 _CACHE = os.environ.get("RNNLAB_TEST_XLA_CACHE") or tempfile.mkdtemp(prefix="rnnlab-test-xla-cache-")
 os.environ["RNNLAB_TEST_XLA_CACHE"] = os.environ["JAX_COMPILATION_CACHE_DIR"] = _CACHE
 os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
@@ -44,3 +46,9 @@ def x64():
     """Runs the test with 64-bit floats enabled (for comparisons against float64 numpy)."""
     with jax.enable_x64(True):
         yield
+
+
+def pytest_sessionfinish(session, exitstatus):
+    del session, exitstatus
+    if _OWN_CACHE:
+        shutil.rmtree(_CACHE, ignore_errors=True)
