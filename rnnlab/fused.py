@@ -40,12 +40,55 @@ def _add(a, b):
     return jax.tree.map(jnp.add, a, b)
 
 
-def fused_scan(cell: Cell, params, xs: jax.Array, carry0, *, hoist_input: bool, unroll: int = 1):
+def lane_sizes(batch: int, lanes: int) -> list[int]:
+    """How :func:`fused_scan` splits ``batch`` rows over ``lanes`` lanes: as evenly as possible."""
+    q, r = divmod(batch, lanes)
+    return [q + (k < r) for k in range(lanes)]
+
+
+def default_lanes(batch: int, hidden_size: int, gate_width: int, backend: str | None = None) -> int:
+    """The lanes :func:`rnnlab.unroll` uses when not told: 2 on CPU for mid-sized steps, else 1.
+
+    On XLA:CPU a step's small elementwise fusions run one after another on one core while the
+    other idles; two independent half-batch recurrences in the same loop let one lane's pointwise
+    math overlap the other's matmul. On a 2-core CPU (``bench/RESULTS.md``) the LSTM's training step
+    gained 9-13% where the per-step recurrent matmul ``(B, H) @ (H, G)`` is 8-20 MFLOP (H = 256 at
+    B = 16 and 32) and was within a few percent either way elsewhere, losing below (per-op overhead
+    doubles: -20% at B = 16, H = 16) and above (the matmul alone keeps both cores busy); so two
+    lanes are used for ``16 <= B`` and ``8e6 <= 2 B H G <= 2e7``.
+    """
+    backend = jax.default_backend() if backend is None else backend
+    flops = 2 * batch * hidden_size * gate_width
+    return 2 if backend == "cpu" and batch >= 16 and 8e6 <= flops <= 2e7 else 1
+
+
+def _split(tree, sizes, axis: int) -> list:
+    if len(sizes) == 1:
+        return [tree]
+    cuts = [sum(sizes[: k + 1]) for k in range(len(sizes) - 1)]
+    leaves, treedef = jax.tree.flatten(tree)
+    parts = [jnp.split(a, cuts, axis=axis) for a in leaves]
+    return [treedef.unflatten([p[k] for p in parts]) for k in range(len(sizes))]
+
+
+def _join(trees: list, axis: int):
+    if len(trees) == 1:
+        return trees[0]
+    return jax.tree.map(lambda *a: jnp.concatenate(a, axis=axis), *trees)
+
+
+def fused_scan(cell: Cell, params, xs: jax.Array, carry0, *, hoist_input: bool, unroll: int = 1, lanes: int = 1):
     """Runs ``cell`` over time-major ``xs (T, B, I)`` from ``carry0``; returns ``(final_carry, ys (T, B, H))``.
 
     Same values as scanning ``cell.step``; differentiable in ``params``, ``xs`` and ``carry0`` with the
     fused backward pass described in the module docstring. ``hoist_input`` computes ``xp = project(xs)``
     for all steps before the loop (one GEMM); otherwise each step projects its own input.
+
+    ``lanes`` splits the batch into that many independent recurrences (rows ``lane_sizes(B, lanes)``)
+    that advance side by side in the same loops, each with its own matmuls and buffers, so that
+    XLA can run one lane's pointwise math while another's matmul runs (see :func:`default_lanes`).
+    Every row sees the same math as with one lane; only the matmul shapes, and so float rounding,
+    differ.
 
     What the forward pass keeps for the backward pass, per step: the previous carry without its
     hidden state when the step's output ``y`` is its new hidden state (every built-in cell; then
@@ -55,46 +98,57 @@ def fused_scan(cell: Cell, params, xs: jax.Array, carry0, *, hoist_input: bool, 
     """
     additive = cell.additive
     y_is_hidden = []  # set while tracing the forward step; read by the backward pass
+    sizes = lane_sizes(xs.shape[1], lanes)
 
     def forward(params, xs, carry0, save: bool):
         kernel = params.recurrent_kernel
         xp_all = cell.project(params, xs) if hoist_input else xs
-
         T = xp_all.shape[0]
+        xp_lanes = _split(xp_all, sizes, 1)
 
         # Each step reads the next step's input at its end and carries it. Scanning over xp_all
         # directly lets XLA:CPU fuse the per-step dynamic slice into the gate math, and that fused
         # loop measured 17 us a step at size C against ~1.5 us for the same math on a carried array.
         def body(state, t):
-            carry, inp = state
-            xp = inp if hoist_input else cell.project(params, inp)
-            rec = carry.hidden @ kernel
-            new, y = cell.combine(params, carry, xp, rec)
-            nxt = jax.lax.dynamic_index_in_dim(xp_all, jnp.minimum(t + 1, T - 1), keepdims=False)
-            if not save:
-                return (new, nxt), (y, None)
-            if not y_is_hidden:
-                y_is_hidden.append(y is new.hidden)
-            kept = carry._replace(hidden=None) if y_is_hidden[0] else carry
-            return (new, nxt), (y, (kept, xp + rec if additive else (xp, rec)))
+            new_state, outs = [], []
+            for (carry, inp), xp_lane in zip(state, xp_lanes):
+                xp = inp if hoist_input else cell.project(params, inp)
+                rec = carry.hidden @ kernel
+                new, y = cell.combine(params, carry, xp, rec)
+                nxt = jax.lax.dynamic_index_in_dim(xp_lane, jnp.minimum(t + 1, T - 1), keepdims=False)
+                new_state.append((new, nxt))
+                if not save:
+                    outs.append((y, None))
+                    continue
+                if not y_is_hidden:
+                    y_is_hidden.append(y is new.hidden)
+                kept = carry._replace(hidden=None) if y_is_hidden[0] else carry
+                outs.append((y, (kept, xp + rec if additive else (xp, rec))))
+            return tuple(new_state), tuple(outs)
 
-        (final, _), out = jax.lax.scan(body, (carry0, xp_all[0]), jnp.arange(T), unroll=unroll)
-        return final, out
+        state0 = tuple((c, x[0]) for c, x in zip(_split(carry0, sizes, 0), xp_lanes))
+        finals, outs = jax.lax.scan(body, state0, jnp.arange(T), unroll=unroll)
+        return [final for final, _ in finals], [y for y, _ in outs], [saved for _, saved in outs]
 
     @jax.custom_vjp
     def run(params, xs, carry0):
-        final, (ys, _) = forward(params, xs, carry0, save=False)
-        return final, ys
+        finals, ys, _ = forward(params, xs, carry0, save=False)
+        return _join(finals, 0), _join(ys, 1)
 
     def run_fwd(params, xs, carry0):
-        final, (ys, saved) = forward(params, xs, carry0, save=True)
-        h_prev = jnp.concatenate([carry0.hidden[None], ys[:-1]]) if y_is_hidden[0] else None
-        return (final, ys), (params, xs, h_prev, saved)
+        finals, ys, saved = forward(params, xs, carry0, save=True)
+        if y_is_hidden[0]:
+            h_prev = [jnp.concatenate([c.hidden[None], y[:-1]]) for c, y in zip(_split(carry0, sizes, 0), ys)]
+        else:
+            h_prev = [None] * len(sizes)
+        return (_join(finals, 0), _join(ys, 1)), (params, xs, h_prev, saved)
 
     def run_bwd(res, cotangents):
-        params, xs, h_prev, (carries, pre) = res
-        if h_prev is not None:
-            carries = carries._replace(hidden=h_prev)
+        params, xs, h_prevs, saved = res
+        carries, pres = [], []
+        for h_prev, (lane_carries, pre) in zip(h_prevs, saved):
+            carries.append(lane_carries if h_prev is None else lane_carries._replace(hidden=h_prev))
+            pres.append(pre)
         d_final, dys = cotangents
         # Transposed once, outside the loop: on XLA:CPU a per-step dot that contracts U's gate axis
         # directly measured slower than one against this transposed copy.
@@ -107,15 +161,13 @@ def fused_scan(cell: Cell, params, xs: jax.Array, carry0, *, hoist_input: bool, 
         def read(buf, t):
             return jax.tree.map(lambda a: jax.lax.dynamic_index_in_dim(a, t, keepdims=False), buf)
 
-        def body(acc, inp):
+        def lane_step(dcarry, pre, pre_t, carry, dy, t):
             # ``pre`` rides in the carry and step t's cotangents overwrite step t's residuals in
             # place: the forward's (T, B, G) buffers are dead after this read, so the loop needs no
             # fresh, zero-filled output buffer of its own. Step t-1's residuals are read here, from
             # the buffers as updated, so that no read of the old buffers can follow the write (which
             # would make XLA copy whole buffers every step), and the next step's math reads a small
             # contiguous array instead of slicing a large one.
-            dcarry, dparams, pre, pre_t = acc
-            carry, dy, t = inp
             if additive:  # one cotangent serves both xp and rec
                 _, vjp = jax.vjp(combine_additive, params, carry, pre_t)
                 dp, dcarry_prev, dz = vjp((dcarry, dy))
@@ -126,24 +178,35 @@ def fused_scan(cell: Cell, params, xs: jax.Array, carry0, *, hoist_input: bool, 
                 out = (dxp, drec)
             pre = jax.tree.map(lambda a, o: jax.lax.dynamic_update_index_in_dim(a, o, t, 0), pre, out)
             dcarry_prev = dcarry_prev._replace(hidden=dcarry_prev.hidden + drec @ kernel_t)
-            return (dcarry_prev, _add(dparams, dp), pre, read(pre, jnp.maximum(t - 1, 0))), None
+            return dp, (dcarry_prev, pre, read(pre, jnp.maximum(t - 1, 0)))
+
+        def body(acc, inp):
+            lanes_acc, dparams = acc
+            t = inp[-1]
+            new = []
+            for (dcarry, pre, pre_t), (carry, dy) in zip(lanes_acc, inp[:-1]):
+                dp, lane_acc = lane_step(dcarry, pre, pre_t, carry, dy, t)
+                dparams = _add(dparams, dp)
+                new.append(lane_acc)
+            return (tuple(new), dparams), None
 
         zeros = jax.tree.map(jnp.zeros_like, params)
-        init = (d_final, zeros, pre, read(pre, T - 1))
-        (dcarry0, dparams, outs, _), _ = jax.lax.scan(
-            body, init, (carries, dys, jnp.arange(T)), reverse=True, unroll=unroll
-        )
-        dxps, drecs = (outs, outs) if additive else outs
-        h_prev = carries.hidden
-        d_kernel = h_prev.reshape(-1, h_prev.shape[-1]).T @ drecs.reshape(-1, drecs.shape[-1])
-        # Over (T * B, I) rows: XLA:CPU then contracts the rows in place (for 3-D operands it
-        # copied a transposed dxps first).
-        _, project_vjp = jax.vjp(cell.project, params, xs.reshape(-1, xs.shape[-1]))
-        dp_project, dxs = project_vjp(dxps.reshape(-1, dxps.shape[-1]))
-        dxs = dxs.reshape(xs.shape)
-        dparams = _add(dparams, dp_project)
-        dparams = dparams._replace(recurrent_kernel=dparams.recurrent_kernel + d_kernel)
-        return dparams, dxs, dcarry0
+        init = (tuple((d, pre, read(pre, T - 1)) for d, pre in zip(_split(d_final, sizes, 0), pres)), zeros)
+        inputs = tuple(zip(carries, _split(dys, sizes, 1))) + (jnp.arange(T),)
+        (lanes_acc, dparams), _ = jax.lax.scan(body, init, inputs, reverse=True, unroll=unroll)
+        dxs = []
+        for (_, outs, _), lane_carries, lane_xs in zip(lanes_acc, carries, _split(xs, sizes, 1)):
+            dxps, drecs = (outs, outs) if additive else outs
+            h_prev = lane_carries.hidden
+            d_kernel = h_prev.reshape(-1, h_prev.shape[-1]).T @ drecs.reshape(-1, drecs.shape[-1])
+            # Over (T * B, I) rows: XLA:CPU then contracts the rows in place (for 3-D operands it
+            # copied a transposed dxps first).
+            _, project_vjp = jax.vjp(cell.project, params, lane_xs.reshape(-1, lane_xs.shape[-1]))
+            dp_project, lane_dxs = project_vjp(dxps.reshape(-1, dxps.shape[-1]))
+            dxs.append(lane_dxs.reshape(lane_xs.shape))
+            dparams = _add(dparams, dp_project)
+            dparams = dparams._replace(recurrent_kernel=dparams.recurrent_kernel + d_kernel)
+        return dparams, _join(dxs, 1), _join([acc[0] for acc in lanes_acc], 0)
 
     run.defvjp(run_fwd, run_bwd)
     return run(params, xs, carry0)

@@ -15,7 +15,7 @@ import numpy as np
 
 from rnnlab import _checks
 from rnnlab.cells import Cell
-from rnnlab.fused import fused_scan, supports
+from rnnlab.fused import default_lanes, fused_scan, supports
 from rnnlab.layers import Bidirectional, BidirectionalCarry, Stack, input_size
 
 
@@ -180,19 +180,23 @@ def _scan_cell(
     return_carries,
     hoist_input,
     use_fused,
+    lanes,
     offsets=None,
 ):
     T, B = b.xs.shape[0], b.xs.shape[1]
     if hoist_input is None:
         hoist_input = jax.default_backend() != "cpu"
-    if use_fused is not False:
-        why_not = _fused_ok(cell, b, truncation, remat, return_carries, offsets)
-        if why_not is None:
-            xs = b.xs[::-1] if reverse else b.xs  # without lengths, reversing is a flip
-            final, ys = fused_scan(cell, params, xs, b.carry, hoist_input=hoist_input, unroll=unroll)
-            return final, (ys[::-1] if reverse else ys), None
-        if use_fused:
-            raise ValueError(f"unroll: fused=True cannot run here: {why_not}; pass fused=None or False")
+    why_not = "fused=False" if use_fused is False else _fused_ok(cell, b, truncation, remat, return_carries, offsets)
+    if why_not is None:
+        if lanes is None:
+            lanes = default_lanes(B, *params.recurrent_kernel.shape)
+        xs = b.xs[::-1] if reverse else b.xs  # without lengths, reversing is a flip
+        final, ys = fused_scan(cell, params, xs, b.carry, hoist_input=hoist_input, unroll=unroll, lanes=min(lanes, B))
+        return final, (ys[::-1] if reverse else ys), None
+    if use_fused:
+        raise ValueError(f"unroll: fused=True cannot run here: {why_not}; pass fused=None or False")
+    if lanes not in (None, 1):
+        raise ValueError(f"unroll: lanes={lanes} needs the fused path, which cannot run here: {why_not}")
     # Hoisted: one (T*B, I) @ (I, G) matmul before the loop; otherwise the projection runs per step.
     xp = cell.project(params, b.xs) if hoist_input else b.xs
     resets = b.resets
@@ -292,6 +296,7 @@ def unroll(
     hoist_input: bool | None = None,
     carry_offsets=None,
     fused: bool | None = None,
+    lanes: int | None = None,
 ):
     """Runs ``cell`` over the sequence ``xs`` with ``jax.lax.scan``.
 
@@ -344,6 +349,11 @@ def unroll(
             give the same values and gradients to float rounding. The fused path is reverse-mode
             only (a ``jax.custom_vjp``): for ``jax.jvp``, ``jax.jacfwd`` or ``jax.hessian`` pass
             ``fused=False``.
+        lanes: on the fused path, split the batch into this many independent recurrences that
+            advance side by side in one loop (see :func:`rnnlab.fused.fused_scan`); at most the
+            batch size is used. ``None`` (default) picks per backend and size
+            (:func:`rnnlab.fused.default_lanes`: 2 for mid-sized batches on CPU, else 1). Results
+            agree to float rounding. Any value other than 1 requires the fused path.
 
     Returns:
         ``(final_carry, ys)``, with ``ys`` shaped like ``xs`` but with the output width last; with
@@ -380,6 +390,8 @@ def unroll(
         raise TypeError(f"{where}: hoist_input must be a bool or None; got {hoist_input!r}")
     if fused is not None and not isinstance(fused, bool):
         raise TypeError(f"{where}: fused must be a bool or None; got {fused!r}")
+    if lanes is not None:
+        _checks.positive_int(where, "lanes", lanes)
     opts = dict(
         truncation=truncation,
         unroll=unroll,
@@ -387,6 +399,7 @@ def unroll(
         return_carries=return_carries,
         hoist_input=hoist_input,
         use_fused=fused,
+        lanes=lanes,
     )
     offsets = None
     if carry_offsets is not None:

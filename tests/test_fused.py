@@ -245,3 +245,67 @@ def test_backward_loop_copies_no_residual_buffer(factory):
     G = params.recurrent_kernel.shape[-1]
     buffer_copy = re.compile(rf"= f32\[{steps},{batch},{G}\]\S* copy\(")
     assert not buffer_copy.search(loops), buffer_copy.search(loops)
+
+
+@pytest.mark.parametrize("case_id", FUSED_CASES)
+def test_lanes_equal_autodiff(x64, case_id):
+    """Splitting the batch into lanes (here 5 rows into 3 + 2, and into one lane per row) changes
+    only the matmul shapes: values and gradients must equal autodiff through the plain scan."""
+    case = CASES[case_id]
+    cell = cells.make(case.factory, H, **case.options)
+    params, carry0, xs, proj = _setup(cell, batch=(5,))
+    want = _grads(cell, params, xs, carry0, proj, False)
+    for lanes in (2, 5):
+        _assert_same(_grads(cell, params, xs, carry0, proj, True, lanes=lanes), want)
+
+
+@pytest.mark.parametrize("options", [dict(hoist_input=True), dict(reverse=True, time_major=True), dict(unroll=2)])
+def test_lanes_with_options(x64, options):
+    cell = cells.gru(H)
+    params, carry0, xs, proj = _setup(cell, batch=(4,))
+    if options.get("time_major"):
+        xs, proj = jnp.swapaxes(xs, 0, 1), jnp.swapaxes(proj, 0, 1)
+    want = _grads(cell, params, xs, carry0, proj, False, **options)
+    _assert_same(_grads(cell, params, xs, carry0, proj, True, lanes=2, **options), want)
+
+
+def test_lanes_really_split_the_loop():
+    """Two lanes are two recurrences in one loop: the compiled forward loop holds two recurrent
+    matmuls of half the batch each, not one of the whole batch."""
+    cell = cells.lstm(H)
+    params = cell.init(jax.random.key(0), I)
+    xs = jnp.ones((6, T, I))
+
+    def recurrent_dots(lanes):
+        fn = jax.jit(lambda p, x: rnnlab.unroll(cell, p, x, lanes=lanes)[1])
+        text = fn.lower(params, xs).as_text()
+        return re.findall(rf"tensor<(\d+)x{H}xf32>, tensor<{H}x{4 * H}xf32>\) -> tensor<\d+x{4 * H}xf32>", text)
+
+    assert recurrent_dots(1) == ["6"]
+    assert sorted(recurrent_dots(2)) == ["3", "3"]
+    assert sorted(recurrent_dots(4)) == ["1", "1", "2", "2"]
+
+
+def test_lanes_checked_and_chosen():
+    cell = cells.lstm(H)
+    params = cell.init(jax.random.key(0), I)
+    xs = jnp.ones((2, T, I))
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises((TypeError, ValueError), match="lanes"):
+            rnnlab.unroll(cell, params, xs, lanes=bad)
+    with pytest.raises(ValueError, match="lanes=2 needs the fused path.*lengths is given"):
+        rnnlab.unroll(cell, params, xs, lengths=jnp.array([5, 3]), lanes=2)
+    with pytest.raises(ValueError, match="lanes=2 needs the fused path.*fused=False"):
+        rnnlab.unroll(cell, params, xs, fused=False, lanes=2)
+    rnnlab.unroll(cell, params, xs, fused=False, lanes=1)  # one lane is the plain scan
+    # More lanes than rows: one lane per row.
+    np.testing.assert_allclose(
+        rnnlab.unroll(cell, params, xs, lanes=8)[1], rnnlab.unroll(cell, params, xs, lanes=1)[1], rtol=1e-6, atol=1e-7
+    )
+    assert fused.lane_sizes(5, 2) == [3, 2] and fused.lane_sizes(4, 4) == [1, 1, 1, 1]
+    # The default: two lanes only on CPU, only for mid-sized steps (bench/RESULTS.md).
+    assert fused.default_lanes(32, 256, 1024, "cpu") == 2
+    assert fused.default_lanes(32, 256, 1024, "gpu") == 1
+    assert fused.default_lanes(16, 16, 64, "cpu") == 1  # tiny: the split's overhead dominates
+    assert fused.default_lanes(128, 1024, 4096, "cpu") == 1  # large: the matmul fills both cores
+    assert fused.default_lanes(4, 1024, 4096, "cpu") == 1  # too few rows to split
