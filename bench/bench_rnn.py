@@ -6,7 +6,8 @@ For each size (input I / hidden H / batch B / length T) and cell (LSTM, GRU, tan
 contender runs the same problem in float32: a single-layer RNN over time-major ``xs (T, B, I)``;
 ``train`` is forward + backward w.r.t. the parameters and the inputs of ``loss = mean(ys ** 2)``
 (no optimizer update), ``forward`` is the forward pass alone. Contenders: rnnlab (default, which
-uses the fused backward, and ``fused=False``, autodiff through the scan), ``torch.nn.LSTM/GRU/RNN``
+uses the fused backward, and ``fused=False``, autodiff through the scan; where the default splits
+the batch into two lanes, also ``lanes=1``), ``torch.nn.LSTM/GRU/RNN``
 (CPU; on CUDA also cuDNN in strict fp32, TF32 and fp16), ``flax.linen.RNN`` with
 ``OptimizedLSTMCell``, ``LSTMCell``, ``GRUCell`` and ``SimpleCell``, and on GPU
 ``jax.experimental.rnn.lstm`` (cuDNN called from JAX). JAX functions are jitted and
@@ -200,6 +201,9 @@ def contenders(cell_name, size):
         ("rnnlab", lambda: rnnlab_contender(cell_name, *size)),
         ("rnnlab fused=False", lambda: rnnlab_contender(cell_name, *size, fused=False)),
     ]
+    I, H, B, T = size
+    if rnnlab.fused.default_lanes(B, H, GATES[cell_name] * H) > 1:  # what the default's lanes buy
+        out.append(("rnnlab lanes=1", lambda: rnnlab_contender(cell_name, *size, lanes=1)))
     torch = _torch()
     if torch is not None:
         out.append(("torch CPU", lambda: torch_contender(cell_name, *size)))
