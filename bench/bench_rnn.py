@@ -7,7 +7,8 @@ contender runs the same problem in float32: a single-layer RNN over time-major `
 ``train`` is forward + backward w.r.t. the parameters and the inputs of ``loss = mean(ys ** 2)``
 (no optimizer update), ``forward`` is the forward pass alone. Contenders: rnnlab (default, which
 uses the fused backward, and ``fused=False``, autodiff through the scan; where the default splits
-the batch into two lanes, also ``lanes=1``), ``torch.nn.LSTM/GRU/RNN``
+the batch into two lanes, also ``lanes=1``; and ``matmul_dtype=bfloat16``, mixed precision, which is
+not one of the float32 comparisons), ``torch.nn.LSTM/GRU/RNN``
 (CPU; on CUDA also cuDNN in strict fp32, TF32 and fp16), ``flax.linen.RNN`` with
 ``OptimizedLSTMCell``, ``LSTMCell``, ``GRUCell`` and ``SimpleCell``, and on GPU
 ``jax.experimental.rnn.lstm`` (cuDNN called from JAX). JAX functions are jitted and
@@ -201,6 +202,7 @@ def contenders(cell_name, size):
         ("rnnlab", lambda: rnnlab_contender(cell_name, *size)),
         ("rnnlab fused=False", lambda: rnnlab_contender(cell_name, *size, fused=False)),
     ]
+    out.append(("rnnlab bf16 matmuls", lambda: rnnlab_contender(cell_name, *size, matmul_dtype=jnp.bfloat16)))
     I, H, B, T = size
     if rnnlab.fused.default_lanes(B, H, GATES[cell_name] * H) > 1:  # what the default's lanes buy
         out.append(("rnnlab lanes=1", lambda: rnnlab_contender(cell_name, *size, lanes=1)))
@@ -298,17 +300,29 @@ def table(rows) -> str:
 
 
 def targets(rows) -> str:
-    """The issue's CPU targets as ratios ``peer time / rnnlab time`` (>= target: met)."""
+    """The issue's targets as ratios ``peer time / rnnlab time`` (>= target: met).
+
+    CPU: torch >= 1.0 (LSTM, GRU; shown for the RNN too) and Flax >= 1.5 (``OptimizedLSTMCell`` for
+    the LSTM, ``GRUCell`` for the GRU). GPU (rows present only on CUDA): cuDNN fp32 >= 2.0 (rnnlab's
+    float32 step at most half its time) and cuDNN fp16 >= 1 / 1.2 against rnnlab's bf16 matmuls.
+    """
     by = {(r["size"], r["cell"], r["mode"], r["contender"]): r["median_ms"] for r in rows}
+    goals = {
+        "torch CPU": (1.0, ("lstm", "gru", "rnn"), "rnnlab"),
+        "flax OptimizedLSTMCell": (1.5, ("lstm",), "rnnlab"),
+        "flax GRUCell": (1.5, ("gru",), "rnnlab"),
+        "torch cuDNN fp32": (2.0, ("lstm", "gru", "rnn"), "rnnlab"),
+        "torch cuDNN fp16": (1 / 1.2, ("lstm", "gru", "rnn"), "rnnlab bf16 matmuls"),
+    }
     out = []
-    for (size, cell, mode, who), ms in sorted(by.items()):
-        if mode != "train" or who != "rnnlab":
+    for (size, cell, mode, peer), ms in sorted(by.items()):
+        if mode != "train" or peer not in goals:
             continue
-        for peer, goal in (("torch CPU", 1.0), ("flax OptimizedLSTMCell", 1.5)):
-            if (size, cell, mode, peer) in by and (peer == "torch CPU" or cell == "lstm"):
-                ratio = by[(size, cell, mode, peer)] / ms
-                verdict = "met" if ratio >= goal else "not met"
-                out.append(f"{size} {cell} train: {peer} / rnnlab = {ratio:.2f} (target >= {goal}: {verdict})")
+        goal, cells_, who = goals[peer]
+        if cell in cells_ and (size, cell, mode, who) in by:
+            ratio = ms / by[(size, cell, mode, who)]
+            verdict = "met" if ratio >= goal else "not met"
+            out.append(f"{size} {cell} train: {peer} / {who} = {ratio:.2f} (target >= {goal:.2f}: {verdict})")
     return "\n".join(out)
 
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from rnnlab import precision
 from rnnlab.cells import Cell
 
 
@@ -99,9 +100,12 @@ def fused_scan(cell: Cell, params, xs: jax.Array, carry0, *, hoist_input: bool, 
     additive = cell.additive
     y_is_hidden = []  # set while tracing the forward step; read by the backward pass
     sizes = lane_sizes(xs.shape[1], lanes)
+    # The matmul dtype in force now, while the forward is traced; the backward pass is traced later
+    # (when jax.grad transposes), outside the caller's ``precision.matmul_dtype`` block.
+    low = precision.current()
 
     def forward(params, xs, carry0, save: bool):
-        kernel = params.recurrent_kernel
+        kernel = params.recurrent_kernel if low is None else params.recurrent_kernel.astype(low)
         xp_all = cell.project(params, xs) if hoist_input else xs
         T = xp_all.shape[0]
         xp_lanes = _split(xp_all, sizes, 1)
@@ -113,7 +117,7 @@ def fused_scan(cell: Cell, params, xs: jax.Array, carry0, *, hoist_input: bool, 
             new_state, outs = [], []
             for (carry, inp), xp_lane in zip(state, xp_lanes):
                 xp = inp if hoist_input else cell.project(params, inp)
-                rec = carry.hidden @ kernel
+                rec = precision.matmul(carry.hidden, kernel, low)
                 new, y = cell.combine(params, carry, xp, rec)
                 nxt = jax.lax.dynamic_index_in_dim(xp_lane, jnp.minimum(t + 1, T - 1), keepdims=False)
                 new_state.append((new, nxt))
@@ -144,6 +148,10 @@ def fused_scan(cell: Cell, params, xs: jax.Array, carry0, *, hoist_input: bool, 
         return (_join(finals, 0), _join(ys, 1)), (params, xs, h_prev, saved)
 
     def run_bwd(res, cotangents):
+        with precision.matmul_dtype(low):
+            return backward(res, cotangents)
+
+    def backward(res, cotangents):
         params, xs, h_prevs, saved = res
         carries, pres = [], []
         for h_prev, (lane_carries, pre) in zip(h_prevs, saved):
@@ -152,7 +160,7 @@ def fused_scan(cell: Cell, params, xs: jax.Array, carry0, *, hoist_input: bool, 
         d_final, dys = cotangents
         # Transposed once, outside the loop: on XLA:CPU a per-step dot that contracts U's gate axis
         # directly measured slower than one against this transposed copy.
-        kernel_t = params.recurrent_kernel.T
+        kernel_t = params.recurrent_kernel.T if low is None else params.recurrent_kernel.T.astype(low)
         T = dys.shape[0]
 
         def combine_additive(params, carry, z):
@@ -177,7 +185,7 @@ def fused_scan(cell: Cell, params, xs: jax.Array, carry0, *, hoist_input: bool, 
                 dp, dcarry_prev, dxp, drec = vjp((dcarry, dy))
                 out = (dxp, drec)
             pre = jax.tree.map(lambda a, o: jax.lax.dynamic_update_index_in_dim(a, o, t, 0), pre, out)
-            dcarry_prev = dcarry_prev._replace(hidden=dcarry_prev.hidden + drec @ kernel_t)
+            dcarry_prev = dcarry_prev._replace(hidden=dcarry_prev.hidden + precision.matmul(drec, kernel_t, low))
             return dp, (dcarry_prev, pre, read(pre, jnp.maximum(t - 1, 0)))
 
         def body(acc, inp):
@@ -198,7 +206,8 @@ def fused_scan(cell: Cell, params, xs: jax.Array, carry0, *, hoist_input: bool, 
         for (_, outs, _), lane_carries, lane_xs in zip(lanes_acc, carries, _split(xs, sizes, 1)):
             dxps, drecs = (outs, outs) if additive else outs
             h_prev = lane_carries.hidden
-            d_kernel = h_prev.reshape(-1, h_prev.shape[-1]).T @ drecs.reshape(-1, drecs.shape[-1])
+            rows_t = precision.transposed(h_prev.reshape(-1, h_prev.shape[-1]))
+            d_kernel = precision.matmul(rows_t, drecs.reshape(-1, drecs.shape[-1]), low)
             # Over (T * B, I) rows: XLA:CPU then contracts the rows in place (for 3-D operands it
             # copied a transposed dxps first).
             _, project_vjp = jax.vjp(cell.project, params, lane_xs.reshape(-1, lane_xs.shape[-1]))

@@ -6,6 +6,7 @@ Layout conventions: batch-major ``xs (B, T, I)`` by default, time-major ``(T, B,
 
 from __future__ import annotations
 
+import contextlib
 import numbers
 from typing import Any, NamedTuple
 
@@ -13,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rnnlab import _checks
+from rnnlab import _checks, precision
 from rnnlab.cells import Cell
 from rnnlab.fused import default_lanes, fused_scan, supports
 from rnnlab.layers import Bidirectional, BidirectionalCarry, Stack, input_size
@@ -191,7 +192,8 @@ def _scan_cell(
         if lanes is None:
             lanes = default_lanes(B, *params.recurrent_kernel.shape)
         xs = b.xs[::-1] if reverse else b.xs  # without lengths, reversing is a flip
-        final, ys = fused_scan(cell, params, xs, b.carry, hoist_input=hoist_input, unroll=unroll, lanes=min(lanes, B))
+        lanes = max(1, min(lanes, B))  # at most one lane per row (and one for an empty batch)
+        final, ys = fused_scan(cell, params, xs, b.carry, hoist_input=hoist_input, unroll=unroll, lanes=lanes)
         return final, (ys[::-1] if reverse else ys), None
     if use_fused:
         raise ValueError(f"unroll: fused=True cannot run here: {why_not}; pass fused=None or False")
@@ -297,6 +299,7 @@ def unroll(
     carry_offsets=None,
     fused: bool | None = None,
     lanes: int | None = None,
+    matmul_dtype=None,
 ):
     """Runs ``cell`` over the sequence ``xs`` with ``jax.lax.scan``.
 
@@ -354,6 +357,12 @@ def unroll(
             batch size is used. ``None`` (default) picks per backend and size
             (:func:`rnnlab.fused.default_lanes`: 2 for mid-sized batches on CPU, else 1). Results
             agree to float rounding. Any value other than 1 requires the fused path.
+        matmul_dtype: mixed precision: e.g. ``jnp.bfloat16`` rounds the operands of every matmul
+            (input projection, recurrent matmul, and those of the backward pass) to that dtype and
+            accumulates the products in float32; the weights, the carry, the gates and every
+            pointwise operation stay float32 (:mod:`rnnlab.precision`). About twice the matmul rate
+            on CPUs with AVX512-BF16 and on GPUs; the measured error is stated in
+            ``bench/RESULTS.md``. ``None`` (default): the matmuls run in the params' dtype.
 
     Returns:
         ``(final_carry, ys)``, with ``ys`` shaped like ``xs`` but with the output width last; with
@@ -392,6 +401,7 @@ def unroll(
         raise TypeError(f"{where}: fused must be a bool or None; got {fused!r}")
     if lanes is not None:
         _checks.positive_int(where, "lanes", lanes)
+    low = precision.check_dtype(where, matmul_dtype)
     opts = dict(
         truncation=truncation,
         unroll=unroll,
@@ -421,7 +431,8 @@ def unroll(
             offsets = jax.tree.map(lambda o: o[:, None], carry_offsets)
         else:
             offsets = carry_offsets if time_major else jax.tree.map(lambda o: jnp.swapaxes(o, 0, 1), carry_offsets)
-    final, ys, carries = _run(cell, params, b, reverse, dropout_key, opts, offsets)
+    with precision.matmul_dtype(low) if low is not None else contextlib.nullcontext():
+        final, ys, carries = _run(cell, params, b, reverse, dropout_key, opts, offsets)
     if not b.batched:
         final = jax.tree.map(lambda a: a[0], final)
         ys = ys[:, 0]

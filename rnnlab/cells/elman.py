@@ -10,6 +10,7 @@ import jax.numpy as jnp
 from rnnlab import _checks, activations, initializers
 from rnnlab.cells import _base
 from rnnlab.cells._base import Cell, RNNCarry, check_init_args, lead, zeros_carry
+from rnnlab.precision import matmul
 
 
 class ElmanParams(NamedTuple):
@@ -82,7 +83,7 @@ def elman(
         )
 
     def project(params, x):
-        xw = x @ params.input_kernel
+        xw = matmul(x, params.input_kernel)
         return xw + lead(params.bias, xw)
 
     def combine(params, carry, xp, rec):
@@ -90,7 +91,7 @@ def elman(
         return RNNCarry(h), h
 
     def step(params, carry, xp):
-        return combine(params, carry, xp, carry.hidden @ params.recurrent_kernel)
+        return combine(params, carry, xp, matmul(carry.hidden, params.recurrent_kernel))
 
     options = dict(
         activation=activation, input_init=input_init, recurrent_init=recurrent_init, spectral_radius=spectral_radius

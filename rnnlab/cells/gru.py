@@ -10,6 +10,7 @@ import jax.numpy as jnp
 from rnnlab import _checks, activations, initializers
 from rnnlab.cells import _base
 from rnnlab.cells._base import Cell, RNNCarry, check_init_args, lead, zeros_carry
+from rnnlab.precision import matmul
 
 _ACTIVATION_CHOICES = ("tanh", "softsign")
 
@@ -104,7 +105,7 @@ def gru(
         )
 
     def project(params, x):
-        xw = x @ params.input_kernel
+        xw = matmul(x, params.input_kernel)
         return xw + lead(params.bias, xw)
 
     def forward(params, carry, xp, hu=None):
@@ -115,16 +116,16 @@ def gru(
         # than the sum of padded slices that separate slices transpose to.
         x_r, x_z, x_n = jnp.split(xp, 3, axis=-1)
         if reset_after:
-            hu = h @ params.recurrent_kernel if hu is None else hu
+            hu = matmul(h, params.recurrent_kernel) if hu is None else hu
             h_r, h_z, h_n = jnp.split(hu, 3, axis=-1)
             r = jax.nn.sigmoid(x_r + h_r)
             z = jax.nn.sigmoid(x_z + h_z)
             n = phi(x_n + r * (h_n + lead(params.recurrent_bias, hu)))
         else:
-            h_r, h_z = jnp.split(h @ params.recurrent_kernel[:, : 2 * H], 2, axis=-1)
+            h_r, h_z = jnp.split(matmul(h, params.recurrent_kernel[:, : 2 * H]), 2, axis=-1)
             r = jax.nn.sigmoid(x_r + h_r)
             z = jax.nn.sigmoid(x_z + h_z)
-            n = phi(x_n + (r * h) @ params.recurrent_kernel[:, 2 * H :])
+            n = phi(x_n + matmul(r * h, params.recurrent_kernel[:, 2 * H :]))
         h_new = (1.0 - z) * n + z * h
         return RNNCarry(h_new), h_new, {"r": r, "z": z}
 
@@ -200,14 +201,14 @@ def mgu(
         )
 
     def project(params, x):
-        xw = x @ params.input_kernel
+        xw = matmul(x, params.input_kernel)
         return xw + lead(params.bias, xw)
 
     def forward(params, carry, xp):
         """One step: ``(new carry, y, gates)``, the single copy of the math behind ``step`` and ``gates``."""
         h = carry.hidden
-        f = jax.nn.sigmoid(xp[..., :H] + h @ params.recurrent_kernel[:, :H])
-        n = phi(xp[..., H:] + (f * h) @ params.recurrent_kernel[:, H:])
+        f = jax.nn.sigmoid(xp[..., :H] + matmul(h, params.recurrent_kernel[:, :H]))
+        n = phi(xp[..., H:] + matmul(f * h, params.recurrent_kernel[:, H:]))
         h_new = (1.0 - f) * h + f * n
         return RNNCarry(h_new), h_new, {"f": f}
 

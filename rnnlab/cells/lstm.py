@@ -10,6 +10,7 @@ import jax.numpy as jnp
 from rnnlab import _checks, activations, initializers
 from rnnlab.cells import _base
 from rnnlab.cells._base import Cell, batch_shape_tuple, check_init_args, lead, params_dtype
+from rnnlab.precision import matmul
 
 LAYER_NORM_EPSILON = 1e-5
 
@@ -269,7 +270,7 @@ def lstm(
     initial_carry.carry_type = LSTMCarry  # what Cell.apply checks its carry against
 
     def project(params, x):
-        xw = x @ params.input_kernel
+        xw = matmul(x, params.input_kernel)
         if layer_norm:
             xw = _layer_norm(xw) * lead(params.layer_norm.input_gain, xw)
         return xw + lead(params.bias, xw)
@@ -278,11 +279,11 @@ def lstm(
         """One step: ``(new carry, y, gates)``, the single copy of the math behind ``step``, ``gates``
         and ``combine`` (which passes ``rec = h @ U``)."""
         c_prev = carry.cell
-        rec = carry.hidden @ params.recurrent_kernel if rec is None else rec
+        rec = matmul(carry.hidden, params.recurrent_kernel) if rec is None else rec
         if layer_norm:
             rec = _layer_norm(rec) * lead(params.layer_norm.recurrent_gain, rec)
         z = xp + rec
-        gate_rec = carry.gates @ params.gate_recurrent_kernel if fgr else None
+        gate_rec = matmul(carry.gates, params.gate_recurrent_kernel) if fgr else None
         # One split rather than one slice per gate: its transpose is a single concatenate, which
         # XLA:CPU emits far faster than the sum of padded slices that separate slices transpose to.
         z_parts = dict(zip(layout, jnp.split(z, len(layout), axis=-1)))
