@@ -1,0 +1,133 @@
+"""What ``unroll(matmul_dtype=jnp.bfloat16)`` costs in accuracy, and what it buys in training.
+
+Run:  .venv/bin/python bench/bench_precision.py            (or with --steps 2000 --seeds 3)
+
+Part 1, one step: for the LSTM, GRU and tanh RNN at sizes A (I/H/B/T 128/256/32/100) and headline
+(2/16/16/250), random weights (the cells' own initializers) and standard normal inputs, the
+relative error ``|a - ref| / |ref|`` (Frobenius norms) of the outputs ``ys`` and of the gradients
+of ``mean(ys ** 2)`` with respect to every weight and to the inputs: bfloat16 matmuls against a
+float64 reference, and float32 against the same reference for scale.
+
+Part 2, training: the adding problem (T = 100, an LSTM of 64 units, batch 32, Adam 1e-3 with the
+gradient norm clipped at 1), ``--seeds`` seeds trained for ``--steps`` steps with float32 and with
+bfloat16 matmuls from the same initial weights and data; the final test MSE of each seed (the
+trained weights evaluated with float32 matmuls; the problem counts as solved below 0.04, about a
+quarter of the 0.167 of always answering 1), and the wall time of each run (compilation included).
+
+This is a benchmark, not a test: ``make test`` and CI never run it. Results: ``--out`` (JSON) and
+``bench/RESULTS.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import pathlib
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import rnnlab
+from rnnlab import cells, fit, models, runs, tasks, train
+
+SIZES = {"A": (128, 256, 32, 100), "headline": (2, 16, 16, 250)}  # I, H, B, T
+
+
+def _rel(a, ref) -> float:
+    a, ref = np.asarray(a, np.float64), np.asarray(ref, np.float64)
+    return float(np.linalg.norm(a - ref) / np.linalg.norm(ref))
+
+
+def step_errors(cell_name: str, size: str) -> dict:
+    """Relative errors of ys and of every gradient, bfloat16 and float32 against float64."""
+    I, H, B, T = SIZES[size]
+    cell = cells.make({"rnn": "elman"}.get(cell_name, cell_name), H)
+    params32 = cell.init(jax.random.key(0), I)
+    xs32 = jax.random.normal(jax.random.key(1), (T, B, I))
+
+    def run(params, xs, matmul_dtype):
+        def loss(p, x):
+            ys = rnnlab.unroll(cell, p, x, time_major=True, matmul_dtype=matmul_dtype)[1]
+            return jnp.mean(ys**2), ys
+
+        (_, ys), grads = jax.jit(jax.value_and_grad(loss, argnums=(0, 1), has_aux=True))(params, xs)
+        return ys, grads
+
+    with jax.enable_x64(True):
+        to64 = lambda a: jnp.asarray(np.asarray(a), jnp.float64)  # noqa: E731
+        ys64, g64 = run(jax.tree.map(to64, params32), to64(xs32), None)
+        ys64, g64 = np.asarray(ys64), jax.tree.map(np.asarray, g64)
+    out = {}
+    for label, dtype in (("float32", None), ("bfloat16", jnp.bfloat16)):
+        ys, grads = run(params32, xs32, dtype)
+        (dparams, dxs), (ref_params, ref_xs) = grads, g64
+        names = [f"d{name}" for name in type(dparams)._fields if getattr(dparams, name) is not None]
+        leaves = [getattr(dparams, n[1:]) for n in names]
+        refs = [getattr(ref_params, n[1:]) for n in names]
+        out[label] = {"ys": _rel(ys, ys64), **{n: _rel(a, r) for n, a, r in zip(names, leaves, refs)}}
+        out[label]["dxs"] = _rel(dxs, ref_xs)
+    return out
+
+
+def train_adding(steps: int, seeds: int, matmul_dtype) -> dict:
+    """Final test MSE per seed and the median seconds per step on the adding problem."""
+    task = tasks.get("adding")
+    model = models.sequence_model(cells.lstm(64), task.output_size)
+    config = train.OptimizerConfig("adam", learning_rate=1e-3, clip="global_norm", clip_value=1.0)
+    optimizer = train.make_optimizer(config)
+    test_batch = task.sample(jax.random.key(10_000), 1000, 100)
+
+    def loss_fn(p, b, k):
+        return task.loss(model.apply(p, b.inputs, matmul_dtype=matmul_dtype), b)
+
+    def eval_fn(p, b):
+        return task.metric(model.apply(p, b.inputs, matmul_dtype=matmul_dtype), b)
+
+    keys = jax.random.split(jax.random.key(0), seeds)
+    states = train.init_seeds(lambda k: model.init(k, task.input_size), keys, optimizer)
+    t0 = time.perf_counter()
+    result = fit.fit(
+        loss_fn, eval_fn, lambda k: task.sample(k, 32, 100), test_batch, states, keys, optimizer,
+        steps=steps, eval_every=steps, monitor="mse", progress=False,
+    )  # fmt: skip
+    jax.block_until_ready(result.params)
+    seconds = time.perf_counter() - t0
+    final = jax.vmap(lambda p: task.metric(model.apply(p, test_batch.inputs), test_batch))(result.params)
+    return {"test_mse": [float(v) for v in np.asarray(final["mse"])], "seconds": seconds}
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=1500)
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path("bench/results/precision.json"))
+    args = parser.parse_args(argv)
+    errors = {f"{size} {c}": step_errors(c, size) for size in SIZES for c in ("lstm", "gru", "rnn")}
+    print("Relative error against float64 (outputs, then the largest over every gradient):")
+    for key, by in errors.items():
+        for label, errs in by.items():
+            grads = {k: v for k, v in errs.items() if k != "ys"}
+            worst = max(grads, key=grads.get)
+            print(f"  {key:14s} {label:9s} ys {errs['ys']:.1e}  gradients max {grads[worst]:.1e} ({worst})")
+    training = {}
+    for label, dtype in (("float32", None), ("bfloat16", jnp.bfloat16)):
+        training[label] = train_adding(args.steps, args.seeds, dtype)
+        mse = ", ".join(f"{v:.4f}" for v in training[label]["test_mse"])
+        print(f"adding T=100, {args.seeds} seeds x {args.steps} steps, {label}: test MSE {mse}; "
+              f"{training[label]['seconds']:.1f} s (with compilation)")  # fmt: skip
+    result = {
+        "machine": runs.machine_info(),
+        "steps": args.steps,
+        "seeds": args.seeds,
+        "errors": errors,
+        "training": training,
+    }
+    runs.write_json(args.out, result)
+    print(f"wrote {args.out}", file=sys.stderr)
+    return result
+
+
+if __name__ == "__main__":
+    main()
