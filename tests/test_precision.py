@@ -2,8 +2,9 @@
 
 ``precision.matmul`` and both of its gradients are checked against numpy with the operands rounded
 to bfloat16 by ``ml_dtypes`` and the products taken in float64; ``unroll`` in bfloat16 must stay
-close to float32 for every cell, give the same gradients on the fused path as autodiff through the
-scan (the same roundings, summed in another order), and really run bfloat16 GEMMs.
+close to float32 for every cell (one case per matmul structure), give the same gradients on the
+fused path as autodiff through the scan (the same roundings, summed in another order), and really
+run bfloat16 GEMMs.
 """
 
 import re
@@ -59,8 +60,19 @@ def _loss(cell, params, xs, **kw):
     return jax.jit(jax.value_and_grad(loss, argnums=(0, 1), has_aux=True))(params, xs)
 
 
-@pytest.mark.parametrize("case_id", list(CASES))
-def test_bfloat16_unroll_is_close_to_float32_for_every_cell(case_id):
+# One case per matmul structure: Elman; the LSTM; its full gate recurrence (a second recurrent matmul) with
+# layer norm (which normalizes the matmul products); the GRU with the reset after and before its recurrent
+# matmul (one matmul, or two on the fall-back path); the MGU.
+MATMUL_CASES = ["elman-tanh", "lstm", "lstm-FGR-layer_norm", "gru-reset_after", "gru-reset_before", "mgu"]
+
+
+def test_matmul_cases_exist():
+    assert set(MATMUL_CASES) <= set(CASES)
+    assert {CASES[k].factory for k in MATMUL_CASES} == {CASES[k].factory for k in CASES} - {"irnn"}
+
+
+@pytest.mark.parametrize("case_id", MATMUL_CASES)
+def test_bfloat16_unroll_is_close_to_float32(case_id):
     case = CASES[case_id]
     cell = cells.make(case.factory, H, **case.options)
     params = randomize(jax.eval_shape(lambda: cell.init(jax.random.key(0), I)), 1, scale=0.5)
