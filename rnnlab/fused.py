@@ -21,6 +21,9 @@ through the plain scan, to float rounding; the test suite checks both against ea
 finite differences for every such cell and option. Being a ``jax.custom_vjp``, it supports
 reverse-mode differentiation only; forward mode (``jax.jvp``, ``jax.jacfwd``) needs
 ``unroll(..., fused=False)``.
+
+On CPU the batch can also be split into independent lanes that advance side by side in the same loops
+(``lanes``, see :func:`default_lanes`), so that one lane's pointwise math overlaps another's matmul.
 """
 
 from __future__ import annotations
@@ -90,6 +93,11 @@ def fused_scan(cell: Cell, params, xs: jax.Array, carry0, *, hoist_input: bool, 
     XLA can run one lane's pointwise math while another's matmul runs (see :func:`default_lanes`).
     Every row sees the same math as with one lane; only the matmul shapes, and so float rounding,
     differ.
+
+    Called inside ``precision.matmul_dtype(dtype)`` (as :func:`rnnlab.unroll` does for its
+    ``matmul_dtype``), the recurrent matmuls of both loops and the GEMMs after the backward loop
+    round their operands to ``dtype`` (:mod:`rnnlab.precision`); the setting in force when the
+    forward pass is traced also holds for the backward pass, which is traced later.
 
     What the forward pass keeps for the backward pass, per step: the previous carry without its
     hidden state when the step's output ``y`` is its new hidden state (every built-in cell; then
