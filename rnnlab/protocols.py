@@ -26,7 +26,7 @@ from typing import Any, NamedTuple
 import jax
 import numpy as np
 
-from rnnlab import _checks, diagnostics
+from rnnlab import _checks, diagnostics, precision
 from rnnlab.cells import Cell
 from rnnlab.fit import evaluate, fit
 from rnnlab.models import sequence_model
@@ -59,6 +59,9 @@ class TrainSettings:
             (e.g. ``stop_metric="error_rate", stop_target=0.0``: every validation sequence right).
         on_nonfinite: a seed whose loss or gradient turns non-finite is stopped and marked failed
             (``"stop"``) or has that update skipped (``"skip"``); see :func:`rnnlab.fit.fit`.
+        matmul_dtype: ``"bfloat16"`` trains and tests with mixed-precision matmuls (``unroll``'s
+            ``matmul_dtype``, :mod:`rnnlab.precision`); ``None`` (default): float32. The
+            gradient-flow curves are measured in the params' dtype either way.
     """
 
     seeds: int = 5
@@ -75,9 +78,13 @@ class TrainSettings:
     stop_metric: str | None = None
     stop_target: float | None = None
     on_nonfinite: str = "stop"
+    matmul_dtype: str | None = None
 
     def __post_init__(self):
         where = "TrainSettings"
+        if self.matmul_dtype is not None and not isinstance(self.matmul_dtype, str):
+            raise TypeError(f"{where}: matmul_dtype must be a dtype name such as 'bfloat16'; got {self.matmul_dtype!r}")
+        precision.check_dtype(where, self.matmul_dtype)
         _checks.choice(where, "on_nonfinite", self.on_nonfinite, ("stop", "skip"))
         for name in ("seeds", "batch_size", "steps", "eval_every", "eval_size", "test_size", "grad_size"):
             _checks.positive_int(where, name, getattr(self, name))
@@ -218,7 +225,9 @@ def train_on_task(
     baseline = float(task.baseline(length))
 
     def outputs(params, batch, dropout_key=None):
-        return model.apply(params, batch.inputs, lengths=batch.lengths, dropout_key=dropout_key)
+        return model.apply(
+            params, batch.inputs, lengths=batch.lengths, dropout_key=dropout_key, matmul_dtype=settings.matmul_dtype
+        )
 
     def loss_fn(params, batch, key):
         return task.loss(outputs(params, batch, key), batch)

@@ -22,11 +22,24 @@ SETTINGS = protocols.TrainSettings(
         ({"grad_size": 17}, r"grad_size must be <= eval_size=16; got 17"),
         ({"solve_fraction": 0.0}, r"solve_fraction must be in \(0, 1\]"),
         ({"optimizer": "adam"}, r"optimizer must be an OptimizerConfig"),
+        ({"matmul_dtype": "int8"}, r"matmul_dtype must be a floating dtype"),
+        ({"matmul_dtype": 16}, r"matmul_dtype must be a dtype name"),
     ],
 )
 def test_settings_are_checked(change, message):
     with pytest.raises((ValueError, TypeError), match=message):
         dataclasses.replace(SETTINGS, **change)
+
+
+def test_train_on_task_with_bfloat16_matmuls():
+    """The setting reaches the model: the run differs from float32's, by bfloat16 rounding only."""
+    task = tasks.get("adding")
+    f32 = protocols.train_on_task(cells.lstm(4), task, 12, SETTINGS, progress=False)
+    bf16 = protocols.train_on_task(
+        cells.lstm(4), task, 12, dataclasses.replace(SETTINGS, matmul_dtype="bfloat16"), progress=False
+    )
+    assert np.all(np.isfinite(bf16.test["mse"])) and not np.array_equal(bf16.test["mse"], f32.test["mse"])
+    np.testing.assert_allclose(bf16.test["mse"], f32.test["mse"], rtol=0.1)
 
 
 def test_train_on_task_needs_a_single_cell():
