@@ -26,7 +26,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -n $(TEST_WORKERS)
 
 demo: $(STAMP)
-	$(BIN)/python experiments/vanishing_gradient.py --preset quick
+	$(BIN)/python experiments/vanishing_gradient.py --preset quick --overwrite
 
 # Optional: PyTorch (CPU) for the parity tests and the benchmark.
 torch: $(STAMP)

@@ -28,6 +28,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--config", type=pathlib.Path, required=True, help="a .toml or .json sweep config")
     parser.add_argument("--out", type=pathlib.Path, help="run folder (default runs/<the config's name>)")
     parser.add_argument("--resume", action="store_true", help="keep the finished points of an interrupted --out")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="delete the earlier sweep in --out (its results.json and checkpoints) and start over")
     parser.add_argument("--no-progress", action="store_true", help="no progress lines")
     parser.add_argument("--checkpoint-seconds", type=float, default=checkpoint.DEFAULT_SECONDS, metavar="S",
                         help="checkpoint the training at most every S seconds (default %(default)g)")
@@ -42,6 +44,7 @@ def main(argv=None) -> dict:
     except (OSError, ValueError, TypeError) as e:
         parser.error(str(e))
     out = args.out or pathlib.Path("runs") / config.name
+    cli.claim_folder_or_exit(out, args, parser)
     try:
         mesh = cli.make_mesh_or_exit(args.mesh, parser)
         with cli.interval_or_exit(args.checkpoint_seconds, parser), distributed.use_mesh(mesh):

@@ -1,4 +1,4 @@
-"""The command line every experiment script shares: presets, overrides, ``--resume`` and ``--replot``.
+"""The command line every experiment script shares: presets, overrides, ``--resume``, ``--overwrite``, ``--replot``.
 
 An experiment module defines ``PRESETS`` (``{name: Config}``, frozen dataclasses with a ``name``, a
 ``seed``, a ``train`` :class:`~rnnlab.protocols.TrainSettings` and, optionally, ``lengths`` and
@@ -46,7 +46,8 @@ from rnnlab.train import OPTIMIZERS
 
 
 def add_common_arguments(parser: argparse.ArgumentParser, presets: Iterable[str]) -> None:
-    """Adds ``--preset``, ``--out``, the training overrides, ``--no-progress``, ``--replot`` and ``--resume``."""
+    """Adds ``--preset``, ``--out``, the training overrides, ``--no-progress``, ``--replot``, ``--resume`` and
+    ``--overwrite`` (a folder holding an earlier run needs one of the last two: :func:`rnnlab.runs.claim_folder`)."""
     presets = sorted(presets)
     parser.add_argument("--preset", choices=presets, default="quick" if "quick" in presets else presets[0])
     parser.add_argument("--out", type=pathlib.Path, help="run folder (default runs/<preset name>)")
@@ -66,6 +67,10 @@ def add_common_arguments(parser: argparse.ArgumentParser, presets: Iterable[str]
     parser.add_argument(
         "--resume", action="store_true",
         help="continue an interrupted --out: keep its finished runs, continue the one it was in from its checkpoint",
+    )  # fmt: skip
+    parser.add_argument(
+        "--overwrite", action="store_true",
+        help="delete the earlier run in --out (its results.json and checkpoints) and start over",
     )  # fmt: skip
     parser.add_argument(
         "--checkpoint-seconds", type=float, default=checkpoint.DEFAULT_SECONDS, metavar="S",
@@ -159,6 +164,14 @@ def apply_common_arguments(config, args: argparse.Namespace, parser: argparse.Ar
     return dataclasses.replace(config, **changes)
 
 
+def claim_folder_or_exit(out: pathlib.Path, args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    """:func:`rnnlab.runs.claim_folder` for ``--out`` with ``--resume`` / ``--overwrite``; a refusal exits."""
+    try:
+        runs.claim_folder(out, resume=args.resume, overwrite=args.overwrite)
+    except (FileExistsError, ValueError) as e:
+        parser.error(str(e))
+
+
 def replot(out: pathlib.Path, findings: Callable, make_plots: Callable, report: Callable) -> dict:
     """Redraws the plots and ``report.md`` of the run folder ``out`` from its ``results.json``."""
     results = json.loads((pathlib.Path(out) / "results.json").read_text())
@@ -206,6 +219,7 @@ def main(
     if configure is not None:
         config = configure(config, args, parser)
     out = args.out or pathlib.Path("runs") / config.name
+    claim_folder_or_exit(out, args, parser)
     with interval_or_exit(args.checkpoint_seconds, parser), distributed.use_mesh(make_mesh_or_exit(args.mesh, parser)):
         results = run_experiment(config, out, progress=not args.no_progress, resume=args.resume)
     if distributed.is_main_process():

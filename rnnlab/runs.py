@@ -15,6 +15,7 @@ import math
 import os
 import pathlib
 import platform
+import shutil
 import sys
 import tempfile
 from typing import Any
@@ -147,6 +148,49 @@ def previous_results(out, config: dict) -> dict | None:
         if path.name == "results.json":
             previous = data
     return previous
+
+
+def claim_folder(out, *, resume: bool, overwrite: bool) -> None:
+    """Checks that a run may start in the folder ``out``; with ``overwrite``, clears the earlier run.
+
+    A folder that holds an earlier run (its ``results.json``, or the ``checkpoints/`` an
+    interrupted one left) is not written over by accident: without ``resume`` (continue it) or
+    ``overwrite`` (start over) this raises ``FileExistsError`` saying which, before any work is done.
+    With ``overwrite`` the earlier ``results.json`` and ``checkpoints/`` are deleted first (other
+    files are rewritten as the new run writes them); ``resume`` and ``overwrite`` exclude each other.
+
+    Example:
+        >>> import pathlib, tempfile
+        >>> out = pathlib.Path(tempfile.mkdtemp())
+        >>> claim_folder(out, resume=False, overwrite=False)  # an empty folder: fine
+        >>> _ = write_json(out / "results.json", {"runs": []})
+        >>> claim_folder(out, resume=False, overwrite=False)
+        Traceback (most recent call last):
+        ...
+        FileExistsError: ... holds the results of an earlier run (results.json): pass --resume ...
+        >>> claim_folder(out, resume=False, overwrite=True)
+        >>> (out / "results.json").exists()
+        False
+    """
+    out = pathlib.Path(out)
+    if resume and overwrite:
+        raise ValueError("--resume continues the run in --out and --overwrite deletes it: pass one of them")
+    results, checkpoints = out / "results.json", out / "checkpoints"
+    interrupted = checkpoints.is_dir() and any(checkpoints.iterdir())  # a finished run leaves it empty
+    if resume or not (results.exists() or interrupted):
+        return
+    if overwrite:
+        if _writes_results():
+            results.unlink(missing_ok=True)
+            shutil.rmtree(checkpoints, ignore_errors=True)
+        return
+    what = (
+        "an interrupted run (checkpoints/)" if interrupted else "the results of an earlier run (results.json)"
+    )
+    raise FileExistsError(
+        f"{out} holds {what}: pass --resume to continue it, --overwrite to delete it and start over, "
+        "or another --out"
+    )
 
 
 def seed_stats(values) -> dict[str, Any]:

@@ -85,3 +85,39 @@ def test_replot_needs_out(capsys):
         cli.main(["--replot"], description="demo", presets={"quick": _PRESET}, run_experiment=None,
                  findings=None, make_plots=None, report=None)  # fmt: skip
     assert "--replot needs --out" in capsys.readouterr().err
+
+
+def _run_main(argv, seen):
+    def run(config, out, progress, resume):
+        seen.append(resume)
+        (out / "results.json").write_text("{}")
+        return {}
+
+    return cli.main(argv, description="demo", presets={"quick": _PRESET}, run_experiment=run, findings=None,
+                    make_plots=None, report=lambda r: "")  # fmt: skip
+
+
+def test_a_folder_holding_an_earlier_run_needs_resume_or_overwrite(tmp_path, capsys):
+    seen = []
+    _run_main(["--out", str(tmp_path)], seen)  # a fresh folder
+    (tmp_path / "report.md").write_text("old report")
+    with pytest.raises(SystemExit):
+        _run_main(["--out", str(tmp_path)], seen)
+    err = capsys.readouterr().err
+    assert "holds the results of an earlier run (results.json): pass --resume" in err and "--overwrite" in err
+    assert seen == [False] and (tmp_path / "results.json").exists()  # refused before running anything
+
+    (tmp_path / "checkpoints" / "point").mkdir(parents=True)
+    with pytest.raises(SystemExit):
+        _run_main(["--out", str(tmp_path)], seen)
+    assert "holds an interrupted run (checkpoints/)" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        _run_main(["--out", str(tmp_path), "--resume", "--overwrite"], seen)
+    assert "pass one of them" in capsys.readouterr().err
+    assert seen == [False]
+
+    _run_main(["--out", str(tmp_path), "--resume"], seen)  # continues: the checkpoints stay
+    assert seen == [False, True] and (tmp_path / "checkpoints" / "point").exists()
+    _run_main(["--out", str(tmp_path), "--overwrite"], seen)  # starts over: results and checkpoints deleted first
+    assert seen == [False, True, False] and not (tmp_path / "checkpoints").exists()
+    assert (tmp_path / "report.md").read_text() == "old report"  # other files are left for the run to rewrite

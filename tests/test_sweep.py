@@ -212,6 +212,9 @@ def test_command_line_loads_a_toml_config_and_prints_the_table(swept, tmp_path, 
     printed = capsys.readouterr().out
     assert results["table"] == swept[1]["table"]
     assert printed.rstrip().endswith(sweep.to_markdown(results["table"]).splitlines()[-1])
+    with pytest.raises(SystemExit):  # the finished sweep is not started over without --overwrite
+        cli.main(["--config", str(path), "--out", str(out), "--no-progress"])
+    assert "holds the results of an earlier run (results.json): pass --resume" in capsys.readouterr().err
 
     path.write_text(TINY_TOML.replace("hidden_sizes", "hiden_sizes"))
     with pytest.raises(SystemExit):
