@@ -60,6 +60,11 @@ def add_common_arguments(parser: argparse.ArgumentParser, presets: Iterable[str]
     parser.add_argument("--batch-size", type=int, help="training sequences per step")
     parser.add_argument("--optimizer", choices=OPTIMIZERS, help="update rule")
     parser.add_argument("--lr", type=float, help="learning rate")
+    parser.add_argument(
+        "--matmul-dtype", choices=("bfloat16",),
+        help="train and test with mixed-precision matmuls: bfloat16 operands, float32 products "
+        "(rnnlab.precision; default: float32 throughout)",
+    )  # fmt: skip
     parser.add_argument("--hidden", type=int, help="units per cell")
     parser.add_argument("--lengths", type=runs.parse_lengths, help="e.g. 'adding=100,200;copy=100'")
     parser.add_argument("--no-progress", action="store_true", help="no progress lines")
@@ -138,7 +143,9 @@ def apply_common_arguments(config, args: argparse.Namespace, parser: argparse.Ar
     fields = {f.name for f in dataclasses.fields(config)}
     train_fields = {f.name for f in dataclasses.fields(train)}
     changes = {}
-    for field, value in (("seeds", args.seeds), ("steps", args.steps), ("batch_size", args.batch_size)):
+    single = (("seeds", args.seeds), ("steps", args.steps), ("batch_size", args.batch_size),
+              ("matmul_dtype", args.matmul_dtype))  # fmt: skip
+    for field, value in single:
         if value is None:
             continue
         if field in train_fields:

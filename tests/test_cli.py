@@ -35,6 +35,9 @@ def test_overrides_replace_only_what_is_given():
     assert config.train.steps == _PRESET.train.steps
     parser, args = _parse("--optimizer", "rmsprop")
     assert cli.apply_common_arguments(_PRESET, args, parser).train.optimizer.learning_rate == 0.1
+    parser, args = _parse("--matmul-dtype", "bfloat16")
+    assert cli.apply_common_arguments(_PRESET, args, parser).train.matmul_dtype == "bfloat16"
+    assert _PRESET.train.matmul_dtype is None
 
 
 def test_an_override_the_experiment_has_no_field_for_is_an_error(capsys):
@@ -66,6 +69,10 @@ def test_seeds_go_to_the_config_when_the_training_settings_have_none(capsys):
     with pytest.raises(SystemExit):
         cli.apply_common_arguments(preset, args, parser)
     assert "--batch-size: this experiment has no batch_size to override" in capsys.readouterr().err
+    parser, args = _parse("--matmul-dtype", "bfloat16")
+    with pytest.raises(SystemExit):
+        cli.apply_common_arguments(preset, args, parser)
+    assert "--matmul-dtype: this experiment has no matmul_dtype to override" in capsys.readouterr().err
 
 
 def test_replot_recomputes_findings_and_redraws(tmp_path):
