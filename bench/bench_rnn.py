@@ -66,24 +66,31 @@ def timed(fn, repeats: int, warmup: int):
 
 
 def interleaved(fns, repeats: int, warmup: int, rounds: int = ROUNDS):
-    """``{label: (median, min)}`` over ``repeats`` timed runs of each ``(label, fn)``.
+    """``{label: (median, min, round_medians)}`` over ``repeats`` timed runs of each ``(label, fn)``.
 
     The runs are taken in ``rounds`` rounds that visit the contenders in turn; a contender's first
     visit starts with ``warmup`` untimed runs, each later visit with one. A slow spell of a shared
     machine then lands on every contender rather than on whichever was being timed, so the ratios
-    between them are steadier than back-to-back blocks give.
+    between them are steadier than back-to-back blocks give. ``round_medians`` (one per round that
+    timed any run) show how far a ratio moves within the run (:func:`targets`).
     """
     times = {label: [] for label, _ in fns}
+    by_round = {label: [] for label, _ in fns}
     per_round = [repeats // rounds + (i < repeats % rounds) for i in range(rounds)]
     for r, n in enumerate(per_round):
+        if n == 0:
+            continue
         for label, fn in fns:
             for _ in range(warmup if r == 0 else min(warmup, 1)):
                 fn()
+            this_round = []
             for _ in range(n):
                 t0 = time.perf_counter()
                 fn()
-                times[label].append(time.perf_counter() - t0)
-    return {label: (statistics.median(t), min(t)) for label, t in times.items()}
+                this_round.append(time.perf_counter() - t0)
+            times[label] += this_round
+            by_round[label].append(statistics.median(this_round))
+    return {label: (statistics.median(t), min(t), by_round[label]) for label, t in times.items()}
 
 
 def matmul_roof(n: int = 2048) -> float:
@@ -254,7 +261,7 @@ def run(sizes, cells, repeats, warmup, threads):
                 fns = [(label, built_fns[0 if mode == "train" else 1]) for label, built_fns in built]
                 stats = interleaved(fns, repeats, warmup)
                 for label, (_, _, compile_s, peak) in built:
-                    med, best = stats[label]
+                    med, best, round_medians = stats[label]
                     row = dict(
                         size=size_name,
                         I=I,
@@ -272,6 +279,7 @@ def run(sizes, cells, repeats, warmup, threads):
                         compile_s=compile_s,
                         peak_mib=None if peak is None else peak / 2**20,
                         vs_rnnlab=med / stats["rnnlab"][0],
+                        round_medians_ms=[t * 1e3 for t in round_medians],
                     )
                     rows.append(row)
                     print(
@@ -305,8 +313,13 @@ def targets(rows) -> str:
     CPU: torch >= 1.0 (LSTM, GRU; shown for the RNN too) and Flax >= 1.5 (``OptimizedLSTMCell`` for
     the LSTM, ``GRUCell`` for the GRU). GPU (rows present only on CUDA): cuDNN fp32 >= 2.0 (rnnlab's
     float32 step at most half its time) and cuDNN fp16 >= 1 / 1.2 against rnnlab's bf16 matmuls.
+
+    Each line also gives the range of the same ratio over the run's interleaved rounds (the two
+    contenders' medians within each round); a range that straddles the target says that this run
+    alone does not settle it.
     """
     by = {(r["size"], r["cell"], r["mode"], r["contender"]): r["median_ms"] for r in rows}
+    rounds = {(r["size"], r["cell"], r["mode"], r["contender"]): r.get("round_medians_ms") or [] for r in rows}
     goals = {
         "torch CPU": (1.0, ("lstm", "gru", "rnn"), "rnnlab"),
         "flax OptimizedLSTMCell": (1.5, ("lstm",), "rnnlab"),
@@ -322,7 +335,12 @@ def targets(rows) -> str:
         if cell in cells_ and (size, cell, mode, who) in by:
             ratio = ms / by[(size, cell, mode, who)]
             verdict = "met" if ratio >= goal else "not met"
-            out.append(f"{size} {cell} train: {peer} / {who} = {ratio:.2f} (target >= {goal:.2f}: {verdict})")
+            per_round = [a / b for a, b in zip(rounds[(size, cell, mode, peer)], rounds[(size, cell, mode, who)])]
+            spread = ""
+            if per_round:
+                lo, hi = min(per_round), max(per_round)
+                spread = f"; rounds {lo:.2f}-{hi:.2f}" + (", straddling it" if lo < goal <= hi else "")
+            out.append(f"{size} {cell} train: {peer} / {who} = {ratio:.2f} (target >= {goal:.2f}: {verdict}{spread})")
     return "\n".join(out)
 
 
