@@ -29,9 +29,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from rnnlab import _checks
-from rnnlab.fit import FitResult, evaluate, fit
+from rnnlab.fit import FitResult, evaluate
 from rnnlab.models import sequence_model
-from rnnlab.train import OptimizerConfig, init_seeds, make_optimizer
+from rnnlab.supervised import FitSettings, fit_on_dataset
 
 READS = ("last_valid", "end")
 MONITORS = ("error", "cross_entropy")
@@ -73,31 +73,19 @@ def labelled_batch(inputs, labels, lengths=None, *, where: str = "labelled_batch
 
 
 @dataclasses.dataclass(frozen=True)
-class ClassifySettings:
-    """How :func:`train_classifier` trains.
+class ClassifySettings(FitSettings):
+    """How :func:`train_classifier` trains: the fields of :class:`~rnnlab.supervised.FitSettings` (``seeds``,
+    ``batch_size`` sequences, ``steps``, ``eval_every``, ``patience``, ``optimizer``) and one more.
 
     Attributes:
-        seeds: models trained side by side.
-        batch_size: training sequences per step, drawn at random with replacement.
-        steps: the most training steps.
-        eval_every: steps between validation evaluations.
-        patience: evaluations without improvement after which a model stops.
         monitor: the validation score that picks each model's best parameters and stops it:
             ``"error"`` (1 - accuracy) or ``"cross_entropy"``.
-        optimizer: the update rule.
     """
 
-    seeds: int = 3
-    batch_size: int = 32
-    steps: int = 2000
-    eval_every: int = 50
-    patience: int = 10
     monitor: str = "error"
-    optimizer: OptimizerConfig = OptimizerConfig("adam", learning_rate=3e-3, clip="global_norm", clip_value=1.0)
 
     def __post_init__(self):
-        for name in ("seeds", "batch_size", "steps", "eval_every", "patience"):
-            _checks.positive_int("ClassifySettings", name, getattr(self, name))
+        super().__post_init__()
         _checks.choice("ClassifySettings", "monitor", self.monitor, MONITORS)
 
 
@@ -208,23 +196,9 @@ def train_classifier(
     if top >= classes:
         raise ValueError(f"{where}: labels must lie in [0, classes={classes}); got a label {top}")
     model = classifier(cell, train.inputs.shape[2], classes, read=read)
-    optimizer = make_optimizer(settings.optimizer)
-    keys = jax.random.split(jax.random.key(seed), settings.seeds)
-    states = init_seeds(model.init, keys, optimizer)
-    n = train.inputs.shape[0]
-
-    def sample(key):
-        idx = jax.random.randint(key, (settings.batch_size,), 0, n)
-        return jax.tree.map(lambda a: a[idx], train)
-
-    def loss_fn(params, batch, key):
-        del key  # no dropout
-        return model.loss(params, batch)
-
-    result = fit(
-        loss_fn, model.metrics, sample, validation, states, keys, optimizer, steps=settings.steps,
-        eval_every=settings.eval_every, monitor=settings.monitor, patience=settings.patience, progress=progress,
-        label=label or f"{getattr(cell, 'name', 'cell')} {read}",
+    result = fit_on_dataset(
+        model.init, model.loss, model.metrics, train, validation, settings, monitor=settings.monitor, seed=seed,
+        progress=progress, label=label or f"{getattr(cell, 'name', 'cell')} {read}",
     )  # fmt: skip
     return model, result
 

@@ -25,9 +25,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from rnnlab import _checks
-from rnnlab.fit import FitResult, fit
+from rnnlab.fit import FitResult
 from rnnlab.models import sequence_model
-from rnnlab.train import OptimizerConfig, init_seeds, make_optimizer
+from rnnlab.supervised import FitSettings, fit_on_dataset
 
 MAPPINGS = ("many_to_one", "many_to_many")
 
@@ -40,28 +40,9 @@ class WindowBatch(NamedTuple):
 
 
 @dataclasses.dataclass(frozen=True)
-class ForecastSettings:
-    """How :func:`train_forecaster` trains.
-
-    Attributes:
-        seeds: models trained side by side.
-        batch_size: training windows per step, drawn at random.
-        steps: the most training steps.
-        eval_every: steps between validation evaluations.
-        patience: evaluations without improvement after which a model stops.
-        optimizer: the update rule.
-    """
-
-    seeds: int = 3
-    batch_size: int = 32
-    steps: int = 2000
-    eval_every: int = 50
-    patience: int = 10
-    optimizer: OptimizerConfig = OptimizerConfig("adam", learning_rate=3e-3, clip="global_norm", clip_value=1.0)
-
-    def __post_init__(self):
-        for name in ("seeds", "batch_size", "steps", "eval_every", "patience"):
-            _checks.positive_int("ForecastSettings", name, getattr(self, name))
+class ForecastSettings(FitSettings):
+    """How :func:`train_forecaster` trains: the fields of :class:`~rnnlab.supervised.FitSettings` (``seeds``,
+    ``batch_size`` windows, ``steps``, ``eval_every``, ``patience``, ``optimizer``)."""
 
 
 def step_targets(inputs: jax.Array, targets: jax.Array) -> jax.Array:
@@ -155,27 +136,14 @@ def train_forecaster(
             f"{tuple(y_train.shape)} and {tuple(y_val.shape)}"
         )
     model = forecaster(cell, x_train.shape[2], y_train.shape[1], mapping)
-    optimizer = make_optimizer(settings.optimizer)
-    keys = jax.random.split(jax.random.key(seed), settings.seeds)
-    states = init_seeds(model.init, keys, optimizer)
-    n = x_train.shape[0]
 
-    def sample(key):
-        idx = jax.random.randint(key, (settings.batch_size,), 0, n)
-        return WindowBatch(x_train[idx], y_train[idx])
-
-    def loss_fn(params, batch, key):
-        del key
-        return model.loss(params, batch)
-
-    def eval_fn(params, batch):
+    def metrics(params, batch):
         err = model.predict(params, batch.inputs) - batch.targets
         return {"mse": jnp.mean(jnp.square(err)), "mae": jnp.mean(jnp.abs(err))}
 
-    result = fit(
-        loss_fn, eval_fn, sample, WindowBatch(x_val, y_val), states, keys, optimizer, steps=settings.steps,
-        eval_every=settings.eval_every, monitor="mse", patience=settings.patience, progress=progress,
-        label=label or f"{getattr(cell, 'name', 'cell')} {mapping}",
+    result = fit_on_dataset(
+        model.init, model.loss, metrics, WindowBatch(x_train, y_train), WindowBatch(x_val, y_val), settings,
+        monitor="mse", seed=seed, progress=progress, label=label or f"{getattr(cell, 'name', 'cell')} {mapping}",
     )  # fmt: skip
     return model, result
 

@@ -1,0 +1,104 @@
+"""Training on a fixed dataset: the settings and the loop set-up that classifiers and forecasters share.
+
+:func:`fit_on_dataset` trains ``settings.seeds`` models side by side with :func:`rnnlab.fit.fit` on
+batches of ``settings.batch_size`` rows drawn with replacement from a fixed training set (a pytree
+of arrays with ``R`` rows each), evaluating them on a fixed validation set. The task modules
+(:mod:`rnnlab.classification`, :mod:`rnnlab.forecasting`) build the model, check their data and
+call it with their settings, which extend :class:`FitSettings`.
+
+Example:
+    >>> import jax.numpy as jnp
+    >>> x = jnp.linspace(-1.0, 1.0, 32)
+    >>> data = {"x": x, "y": 3.0 * x}
+    >>> def loss(p, batch):
+    ...     return jnp.mean((batch["x"] * p["w"] - batch["y"]) ** 2)
+    >>> def metrics(p, batch):
+    ...     return {"mse": loss(p, batch)}
+    >>> def init(key):
+    ...     return {"w": jax.random.normal(key, ())}
+    >>> s = FitSettings(seeds=2, batch_size=8, steps=200, eval_every=50, optimizer=OptimizerConfig("adam", 0.1))
+    >>> result = fit_on_dataset(init, loss, metrics, data, data, s, monitor="mse", progress=False)
+    >>> result.params["w"].shape, bool(jnp.allclose(result.params["w"], 3.0, atol=0.05))
+    ((2,), True)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+import jax
+
+from rnnlab import _checks
+from rnnlab.fit import FitResult, fit
+from rnnlab.train import OptimizerConfig, init_seeds, make_optimizer
+
+
+@dataclasses.dataclass(frozen=True)
+class FitSettings:
+    """How :func:`fit_on_dataset` trains.
+
+    Attributes:
+        seeds: models trained side by side.
+        batch_size: training rows per step, drawn at random with replacement.
+        steps: the most training steps.
+        eval_every: steps between validation evaluations.
+        patience: evaluations without improvement after which a model stops.
+        optimizer: the update rule.
+    """
+
+    seeds: int = 3
+    batch_size: int = 32
+    steps: int = 2000
+    eval_every: int = 50
+    patience: int = 10
+    optimizer: OptimizerConfig = OptimizerConfig("adam", learning_rate=3e-3, clip="global_norm", clip_value=1.0)
+
+    def __post_init__(self):
+        for name in ("seeds", "batch_size", "steps", "eval_every", "patience"):
+            _checks.positive_int(type(self).__name__, name, getattr(self, name))
+
+
+def fit_on_dataset(
+    init: Callable,
+    loss: Callable,
+    metrics: Callable,
+    train,
+    validation,
+    settings: FitSettings,
+    *,
+    monitor: str,
+    seed: int = 0,
+    progress: bool = True,
+    label: str = "fit",
+) -> FitResult:
+    """Trains ``settings.seeds`` models from ``init(key)`` on ``train``; returns the :class:`~rnnlab.fit.FitResult`.
+
+    Args:
+        init: ``init(key) -> params`` of one model.
+        loss: ``loss(params, batch) -> scalar``, batch a subset of ``train``'s rows.
+        metrics: ``metrics(params, batch) -> dict`` of scalars, holding ``monitor``.
+        train, validation: pytrees of arrays whose leading axis is the row.
+        settings: see :class:`FitSettings`.
+        monitor: the validation metric that keeps each model's best parameters and stops it.
+        seed: with the same seed, the same models and batches (model ``n`` from
+            ``split(key(seed), seeds)[n]``).
+        progress, label: :func:`rnnlab.fit.fit`'s progress lines.
+    """
+    optimizer = make_optimizer(settings.optimizer)
+    keys = jax.random.split(jax.random.key(seed), settings.seeds)
+    states = init_seeds(init, keys, optimizer)
+    rows = jax.tree.leaves(train)[0].shape[0]
+
+    def sample(key):
+        idx = jax.random.randint(key, (settings.batch_size,), 0, rows)
+        return jax.tree.map(lambda a: a[idx], train)
+
+    def loss_fn(params, batch, key):
+        del key  # no dropout
+        return loss(params, batch)
+
+    return fit(
+        loss_fn, metrics, sample, validation, states, keys, optimizer, steps=settings.steps,
+        eval_every=settings.eval_every, monitor=monitor, patience=settings.patience, progress=progress, label=label,
+    )  # fmt: skip
