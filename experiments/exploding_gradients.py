@@ -92,18 +92,8 @@ class Config:
     train: protocols.TrainSettings
 
     def __post_init__(self):
-        unknown = sorted(set(self.clips) - set(CLIPS))
-        if unknown or not self.clips:
-            raise ValueError(f"Config: unknown clip(s) {unknown}; choose from {sorted(CLIPS)}")
-        if not self.lengths:
-            raise ValueError("Config: lengths must name at least one task")
-        for task, lengths in self.lengths.items():
-            t = tasks.get(task)
-            if not lengths:
-                raise ValueError(f"Config: lengths[{task!r}] is empty")
-            for length in lengths:
-                if not isinstance(length, int) or length < t.min_length:
-                    raise ValueError(f"Config: lengths[{task!r}] must be ints >= {t.min_length}; got {length!r}")
+        experiment.check_selection("clip", self.clips, CLIPS)
+        experiment.check_lengths(self.lengths)
         if not self.radii or any(not isinstance(r, (int, float)) or not r > 0 for r in self.radii):
             raise ValueError(f"Config: radii must be positive numbers; got {self.radii!r}")
         rnnlab._checks.positive_int("Config", "hidden_size", self.hidden_size)

@@ -95,14 +95,8 @@ class Config:
     train: protocols.TrainSettings
 
     def __post_init__(self):
-        unknown = sorted(set(self.inits) - set(INITS))
-        if unknown or not self.inits:
-            raise ValueError(f"Config: unknown init(s) {unknown}; choose from {sorted(INITS)}")
-        if set(self.lengths) != {TASK} or not self.lengths[TASK]:
-            raise ValueError(f"Config: lengths must be {{'{TASK}': (T, ...)}}; got {self.lengths!r}")
-        for length in self.lengths[TASK]:
-            if not isinstance(length, int) or length < 2:
-                raise ValueError(f"Config: lengths[{TASK!r}] must be ints >= 2; got {length!r}")
+        experiment.check_selection("init", self.inits, INITS)
+        experiment.check_lengths(self.lengths, task=TASK, minimum=2)
         rnnlab._checks.positive_int("Config", "hidden_size", self.hidden_size)
         if not self.chrono_factor * min(self.lengths[TASK]) >= 2:
             raise ValueError(f"Config: chrono_factor * T must be >= 2 for every T; got {self.chrono_factor!r}")

@@ -89,9 +89,7 @@ class Config:
     train: protocols.TrainSettings
 
     def __post_init__(self):
-        unknown = sorted(set(self.cells) - set(CELLS))
-        if unknown or not self.cells:
-            raise ValueError(f"Config: unknown cell(s) {unknown}; choose from {list(CELLS)}")
+        experiment.check_selection("cell", self.cells, CELLS)
         if "vanilla" not in self.cells:
             raise ValueError("Config: cells must include 'vanilla', the reference every variant is compared with")
         if not self.lengths:

@@ -79,18 +79,8 @@ class Config:
     train: protocols.TrainSettings
 
     def __post_init__(self):
-        unknown = sorted(set(self.cells) - set(CELLS))
-        if unknown or not self.cells:
-            raise ValueError(f"Config: unknown cell(s) {unknown}; choose from {sorted(CELLS)}")
-        if not self.lengths:
-            raise ValueError("Config: lengths must name at least one task")
-        for task, lengths in self.lengths.items():
-            t = tasks.get(task)
-            if not lengths:
-                raise ValueError(f"Config: lengths[{task!r}] is empty")
-            for length in lengths:
-                if not isinstance(length, int) or length < t.min_length:
-                    raise ValueError(f"Config: lengths[{task!r}] must be ints >= {t.min_length}; got {length!r}")
+        experiment.check_selection("cell", self.cells, CELLS)
+        experiment.check_lengths(self.lengths)
         rnnlab._checks.positive_int("Config", "hidden_size", self.hidden_size)
         if not isinstance(self.seed, int):
             raise TypeError(f"Config: seed must be an int; got {self.seed!r}")

@@ -29,7 +29,7 @@ import pathlib
 import time
 from collections.abc import Callable, Sequence
 
-from rnnlab import checkpoint, runs
+from rnnlab import checkpoint, runs, tasks
 
 
 def run_grid(
@@ -86,6 +86,47 @@ def run_grid(
     make_plots(results, out)
     runs.atomic_write(out / "report.md", report(results))
     return results
+
+
+def check_selection(what: str, chosen, known) -> None:
+    """A config check: ``chosen`` names at least one of ``known`` and nothing else.
+
+    Example:
+        >>> check_selection("cell", ("lstm", "elman"), ("lstm", "gru", "elman"))
+        >>> check_selection("cell", ("lstn",), ("lstm", "gru"))
+        Traceback (most recent call last):
+        ...
+        ValueError: Config: unknown cell(s) ['lstn']; choose from ['gru', 'lstm']
+    """
+    unknown = sorted(set(chosen) - set(known))
+    if unknown or not chosen:
+        raise ValueError(f"Config: unknown {what}(s) {unknown}; choose from {sorted(known)}")
+
+
+def check_lengths(lengths: dict, *, task: str | None = None, minimum: int | None = None) -> None:
+    """A config check of ``lengths``, ``{task name: (T, ...)}``.
+
+    At least one task (with ``task``: that one alone), each known to :func:`rnnlab.tasks.get`, each
+    with at least one length, every length an int >= the task's ``min_length`` (or ``minimum``).
+
+    Example:
+        >>> check_lengths({"adding": (25, 100)})
+        >>> check_lengths({"adding": (1,)})
+        Traceback (most recent call last):
+        ...
+        ValueError: Config: lengths['adding'] must be ints >= 2; got 1
+    """
+    if task is not None and (set(lengths) != {task} or not lengths[task]):
+        raise ValueError(f"Config: lengths must be {{'{task}': (T, ...)}}; got {lengths!r}")
+    if not lengths:
+        raise ValueError("Config: lengths must name at least one task")
+    for name, values in lengths.items():
+        least = tasks.get(name).min_length if minimum is None else minimum
+        if not values:
+            raise ValueError(f"Config: lengths[{name!r}] is empty")
+        for length in values:
+            if not isinstance(length, int) or length < least:
+                raise ValueError(f"Config: lengths[{name!r}] must be ints >= {least}; got {length!r}")
 
 
 def run_point(out, name: str, run: Callable, results: dict, entries: list, *, start: float, resume: bool) -> dict:
