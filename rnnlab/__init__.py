@@ -31,7 +31,7 @@ from rnnlab import (
 from rnnlab.cells import Cell
 from rnnlab.layers import Bidirectional, Stack, bidirectional, stack
 from rnnlab.reference import reference_unroll
-from rnnlab.unroll import unroll
+from rnnlab.unroll import default_unroll, unroll
 
 __version__ = "0.1.0"
 
@@ -58,5 +58,6 @@ __all__ = [
     "bidirectional",
     "stack",
     "unroll",
+    "default_unroll",
     "reference_unroll",
 ]

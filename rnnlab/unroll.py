@@ -102,7 +102,8 @@ def _check(
         resets = resets.reshape(T, 1) if not batched else (resets if time_major else resets.T)
     if truncation is not None:
         _checks.positive_int(where, "truncation", truncation)
-    _checks.positive_int(where, "unroll", unroll)
+    if unroll is not None:
+        _checks.positive_int(where, "unroll", unroll)
 
     expected = jax.eval_shape(lambda: layer.initial_carry(params, (B,) if batched else ()))
 
@@ -279,6 +280,24 @@ def _run(layer, params, b: _Batch, reverse, dropout_key, opts, offsets=None):
     return tuple(finals), ys, (tuple(all_carries) if opts["return_carries"] else None)
 
 
+def default_unroll(backend: str | None = None) -> int:
+    """The scan unroll factor :func:`unroll` uses when not told: 1 on CPU, 8 on GPU and TPU.
+
+    On an accelerator each iteration of XLA's while loop costs microseconds of control flow
+    (a kernel launch and a device-to-host check of the loop condition), which dominates a small
+    recurrent step; unrolling 8 steps per iteration pays it once per 8 steps. On XLA:CPU an
+    iteration costs about a microsecond and every unroll measured slower: the LSTM's training
+    step at the benchmark's size A took 59, 70, 89 and 141 ms at unroll 1, 2, 4 and 8
+    (``bench/RESULTS.md``), so CPU keeps 1.
+
+    Example:
+        >>> default_unroll("cpu"), default_unroll("gpu")
+        (1, 8)
+    """
+    backend = jax.default_backend() if backend is None else backend
+    return 1 if backend == "cpu" else 8
+
+
 def unroll(
     cell,
     params,
@@ -291,7 +310,7 @@ def unroll(
     time_major: bool = False,
     reverse: bool = False,
     truncation: int | None = None,
-    unroll: int = 1,
+    unroll: int | None = None,
     remat: bool = False,
     return_carries: bool = False,
     dropout_key: jax.Array | None = None,
@@ -330,7 +349,8 @@ def unroll(
             with the inputs (``ys[t]`` is the output after reading ``x_t``).
         truncation: truncated BPTT: the gradient is stopped on the carry every ``truncation`` steps
             (counted in processing order); the forward values are unchanged.
-        unroll: how many steps ``lax.scan`` unrolls per loop iteration.
+        unroll: how many steps ``lax.scan`` unrolls per loop iteration; ``None`` (default):
+            :func:`default_unroll` for the backend (1 on CPU, 8 on GPU and TPU).
         remat: rematerialize each step in the backward pass (``jax.checkpoint``) to save memory.
         return_carries: also return the carry after every step (for gradient diagnostics).
         dropout_key: a PRNG key turns on the dropout between the layers of a :class:`Stack`;
@@ -404,7 +424,7 @@ def unroll(
     low = precision.check_dtype(where, matmul_dtype)
     opts = dict(
         truncation=truncation,
-        unroll=unroll,
+        unroll=default_unroll() if unroll is None else unroll,
         remat=remat,
         return_carries=return_carries,
         hoist_input=hoist_input,

@@ -4,7 +4,10 @@ Every dimension has its own size (batch 3, time 7, input 5, hidden 6) so a trans
 cannot pass unnoticed; inputs, lengths and resets are random and non-trivial.
 """
 
+import sys
+
 import jax
+import jax.extend.core
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -289,3 +292,38 @@ def test_traced_lengths_out_of_range_are_clipped():
     p = _params(cell)
     run = jax.jit(lambda n: rnnlab.unroll(cell, p, XS, lengths=n, reverse=True))
     _close(run(jnp.array([T + 5, -2, 3])), rnnlab.unroll(cell, p, XS, lengths=jnp.array([T, 0, 3]), reverse=True))
+
+
+def _scan_unrolls(fn, *args):
+    """The ``unroll`` of every ``scan`` in ``fn``'s jaxpr, nested ones included."""
+    found = []
+
+    def walk(jaxpr):
+        for eqn in jaxpr.eqns:
+            if eqn.primitive.name == "scan":
+                found.append(eqn.params["unroll"])
+            for sub in jax.extend.core.jaxprs_in_params(eqn.params):
+                walk(sub)
+
+    walk(jax.make_jaxpr(fn)(*args).jaxpr)
+    return found
+
+
+def test_unroll_defaults_per_backend(monkeypatch):
+    unroll_module = sys.modules["rnnlab.unroll"]  # the module: ``rnnlab.unroll`` is the function
+    assert rnnlab.default_unroll("cpu") == 1
+    assert rnnlab.default_unroll("gpu") == rnnlab.default_unroll("tpu") == 8
+    cell = cells.lstm(3)
+    params = cell.init(jax.random.key(0), 2)
+    xs = jnp.ones((2, 5, 2))
+    for fused in (True, False):
+
+        def ys(x, fused=fused, **kw):
+            return rnnlab.unroll(cell, params, x, fused=fused, **kw)[1]
+
+        assert set(_scan_unrolls(ys, xs)) == {1}
+        assert set(_scan_unrolls(lambda x, ys=ys: ys(x, unroll=3), xs)) == {3}
+    monkeypatch.setattr(unroll_module, "default_unroll", lambda backend=None: 4)  # as on a GPU, say
+    assert set(_scan_unrolls(lambda x: rnnlab.unroll(cell, params, x)[1], xs)) == {4}
+    with pytest.raises(ValueError, match="unroll must be a positive int; got 0"):
+        rnnlab.unroll(cell, params, xs, unroll=0)
