@@ -20,6 +20,10 @@ Example:
     >>> result = fit_on_dataset(init, loss, metrics, data, data, s, monitor="mse", progress=False)
     >>> result.params["w"].shape, bool(jnp.allclose(result.params["w"], 3.0, atol=0.05))
     ((2,), True)
+    >>> fit_on_dataset(init, loss, metrics, {"x": x, "y": x[:10]}, data, s, monitor="mse")
+    Traceback (most recent call last):
+    ...
+    ValueError: fit_on_dataset: every array of train must have the same rows ... {'x': (32,), 'y': (10,)}
 """
 
 from __future__ import annotations
@@ -85,10 +89,17 @@ def fit_on_dataset(
             ``split(key(seed), seeds)[n]``).
         progress, label: :func:`rnnlab.fit.fit`'s progress lines.
     """
+    where = "fit_on_dataset"
+    if not isinstance(settings, FitSettings):
+        raise TypeError(f"{where}: settings must be a FitSettings; got {type(settings).__name__}")
+    counts = {a.shape[0] if a.ndim else None for a in jax.tree.leaves(train)}
+    if len(counts) != 1 or None in counts:
+        raise ValueError(f"{where}: every array of train must have the same rows (leading axis); got row counts "
+                         f"{jax.tree.map(lambda a: a.shape[:1], train)}")  # fmt: skip
+    (rows,) = counts
     optimizer = make_optimizer(settings.optimizer)
     keys = jax.random.split(jax.random.key(seed), settings.seeds)
     states = init_seeds(init, keys, optimizer)
-    rows = jax.tree.leaves(train)[0].shape[0]
 
     def sample(key):
         idx = jax.random.randint(key, (settings.batch_size,), 0, rows)
