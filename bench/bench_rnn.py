@@ -104,10 +104,11 @@ def matmul_roof(n: int = 2048) -> float:
 def _jax_contender(loss, params, xs):
     """``(train, forward, compile_seconds, peak_bytes)`` for a JAX ``loss(params, xs) -> (scalar, ys)``."""
     grad = jax.jit(jax.grad(lambda p, x: loss(p, x)[0], argnums=(0, 1)))
-    fwd = jax.jit(lambda p, x: loss(p, x)[1])
     t0 = time.perf_counter()
     compiled = grad.lower(params, xs).compile()
     compile_s = time.perf_counter() - t0
+    # Compiled here too, so that the matmul precision in force when the contender is built applies.
+    fwd = jax.jit(lambda p, x: loss(p, x)[1]).lower(params, xs).compile()
     mem = compiled.memory_analysis()
     peak = None if mem is None else mem.argument_size_in_bytes + mem.output_size_in_bytes + mem.temp_size_in_bytes
     return (
@@ -213,10 +214,18 @@ def contenders(cell_name, size):
     I, H, B, T = size
     if rnnlab.fused.default_lanes(B, H, GATES[cell_name] * H) > 1:  # what the default's lanes buy
         out.append(("rnnlab lanes=1", lambda: rnnlab_contender(cell_name, *size, lanes=1)))
+    if jax.default_backend() == "gpu":  # the JAX float32 rows run in strict float32 there (see run)
+
+        def tf32():
+            with jax.default_matmul_precision("tensorfloat32"):
+                return rnnlab_contender(cell_name, *size)
+
+        out.append(("rnnlab tf32", tf32))
     torch = _torch()
     if torch is not None:
-        out.append(("torch CPU", lambda: torch_contender(cell_name, *size)))
-        if torch.cuda.is_available():
+        if not torch.cuda.is_available():  # on a GPU machine its CPU is not what is compared
+            out.append(("torch CPU", lambda: torch_contender(cell_name, *size)))
+        else:
 
             def cudnn(tf32, dtype=None):
                 # The TF32 switches are global and the contenders run interleaved: set them per call.
@@ -242,13 +251,21 @@ def contenders(cell_name, size):
     return out
 
 
-def run(sizes, cells, repeats, warmup, threads):
+def run(sizes, cells, repeats, warmup, threads, on_rows=lambda roof, rows: None):
+    """``(roof, rows)``; ``on_rows(roof, rows)`` is called after each size and cell (partial results).
+
+    On a GPU, JAX's float32 matmuls default to TF32; every JAX float32 row there runs with
+    ``jax_default_matmul_precision="highest"`` (strict float32, as cuDNN fp32 with TF32 off), and
+    ``rnnlab tf32`` shows rnnlab with TF32 matmuls, beside cuDNN's TF32 row.
+    """
     try:
         import torch
 
         torch.set_num_threads(threads)
     except ImportError:
         pass
+    if jax.default_backend() == "gpu":
+        jax.config.update("jax_default_matmul_precision", "highest")
     roof = matmul_roof()
     print(f"float32 matmul roof (2048^3, JAX): {roof:.1f} GFLOP/s", flush=True)
     rows = []
@@ -287,6 +304,7 @@ def run(sizes, cells, repeats, warmup, threads):
                         f"  x{row['vs_rnnlab']:.2f}",
                         flush=True,
                     )
+            on_rows(roof, rows)
     return roof, rows
 
 
@@ -362,15 +380,21 @@ def main(argv=None) -> None:
     if args.repeats < 1 or args.warmup < 0:
         ap.error(f"--repeats must be >= 1 and --warmup >= 0; got {args.repeats}, {args.warmup}")
     repeats, warmup = (3, 1) if args.quick else (args.repeats, args.warmup)
-    roof, rows = run(sizes, cells, repeats, warmup, args.threads)
-    info = dict(machine_info(), python=platform.python_version(), repeats=repeats, warmup=warmup, roof_gflops=roof)
+    info = dict(machine_info(), python=platform.python_version(), repeats=repeats, warmup=warmup)
     try:
         import torch
 
         info["torch"] = f"{torch.__version__} ({args.threads} threads)"
+        if torch.cuda.is_available():
+            info["torch_device"] = torch.cuda.get_device_name()
     except ImportError:
         info["torch"] = None
-    write_json(args.out, dict(machine=info, rows=rows))
+
+    def save(roof, rows):  # after every size and cell, so that a cut-off run keeps what it measured
+        write_json(args.out, dict(machine=dict(info, roof_gflops=roof), rows=rows))
+
+    roof, rows = run(sizes, cells, repeats, warmup, args.threads, on_rows=save)
+    info["roof_gflops"] = roof
     print(f"\nMachine: {info}\nfloat32 matmul roof: {roof:.1f} GFLOP/s; results in {args.out}\n")
     print(table(rows))
     print("\nTargets (peer time / rnnlab time):\n" + targets(rows))

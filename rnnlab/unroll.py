@@ -280,22 +280,32 @@ def _run(layer, params, b: _Batch, reverse, dropout_key, opts, offsets=None):
     return tuple(finals), ys, (tuple(all_carries) if opts["return_carries"] else None)
 
 
-def default_unroll(backend: str | None = None) -> int:
-    """The scan unroll factor :func:`unroll` uses when not told: 1 on CPU, 8 on GPU and TPU.
+def _state_size(carry) -> int:
+    """Elements of the carry's largest leaf (``B * H`` for a batched carry)."""
+    return max((a.size for a in jax.tree.leaves(carry)), default=0)
+
+
+def default_unroll(backend: str | None = None, state_size: int | None = None) -> int:
+    """The scan unroll factor :func:`unroll` uses when not told: 1 on CPU; 8 on GPU and TPU, or 2
+    there for a large step (``state_size``, the largest carry leaf's elements ``B * H``, >= 16384).
 
     On an accelerator each iteration of XLA's while loop costs microseconds of control flow
     (a kernel launch and a device-to-host check of the loop condition), which dominates a small
-    recurrent step; unrolling 8 steps per iteration pays it once per 8 steps. On XLA:CPU an
-    iteration costs about a microsecond and every unroll measured slower: the LSTM's training
-    step at the benchmark's size A took 59, 70, 89 and 141 ms at unroll 1, 2, 4 and 8
-    (``bench/RESULTS.md``), so CPU keeps 1.
+    recurrent step; unrolling 8 steps per iteration pays it once per 8 steps. On an H100
+    (``bench/RESULTS.md``) unroll 8 against 1 made the LSTM's training step 1.3-2x faster at the
+    benchmark's sizes A, C, D and the headline (``B * H`` from 8 to 8192), but at size B (``B * H =
+    32768``) unroll 2 took 3.8 ms, 1 took 4.4 and 8 took 6.5 (GRU likewise), hence 2 there. On
+    XLA:CPU an iteration costs about a microsecond and every unroll measured slower: the LSTM's
+    training step at size A took 59, 70, 89 and 141 ms at unroll 1, 2, 4 and 8, so CPU keeps 1.
 
     Example:
-        >>> default_unroll("cpu"), default_unroll("gpu")
-        (1, 8)
+        >>> default_unroll("cpu"), default_unroll("gpu"), default_unroll("gpu", state_size=64 * 512)
+        (1, 8, 2)
     """
     backend = jax.default_backend() if backend is None else backend
-    return 1 if backend == "cpu" else 8
+    if backend == "cpu":
+        return 1
+    return 2 if state_size is not None and state_size >= 16384 else 8
 
 
 def unroll(
@@ -350,7 +360,8 @@ def unroll(
         truncation: truncated BPTT: the gradient is stopped on the carry every ``truncation`` steps
             (counted in processing order); the forward values are unchanged.
         unroll: how many steps ``lax.scan`` unrolls per loop iteration; ``None`` (default):
-            :func:`default_unroll` for the backend (1 on CPU, 8 on GPU and TPU).
+            :func:`default_unroll` for the backend and the carry's size (1 on CPU; 8 on GPU and
+            TPU, 2 there when the carry's largest leaf has ``B * H >= 16384`` elements).
         remat: rematerialize each step in the backward pass (``jax.checkpoint``) to save memory.
         return_carries: also return the carry after every step (for gradient diagnostics).
         dropout_key: a PRNG key turns on the dropout between the layers of a :class:`Stack`;
@@ -424,7 +435,7 @@ def unroll(
     low = precision.check_dtype(where, matmul_dtype)
     opts = dict(
         truncation=truncation,
-        unroll=default_unroll() if unroll is None else unroll,
+        unroll=default_unroll(state_size=_state_size(b.carry)) if unroll is None else unroll,
         remat=remat,
         return_carries=return_carries,
         hoist_input=hoist_input,

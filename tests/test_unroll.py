@@ -311,8 +311,11 @@ def _scan_unrolls(fn, *args):
 
 def test_unroll_defaults_per_backend(monkeypatch):
     unroll_module = sys.modules["rnnlab.unroll"]  # the module: ``rnnlab.unroll`` is the function
-    assert rnnlab.default_unroll("cpu") == 1
+    assert rnnlab.default_unroll("cpu") == 1 == rnnlab.default_unroll("cpu", state_size=10**6)
     assert rnnlab.default_unroll("gpu") == rnnlab.default_unroll("tpu") == 8
+    assert rnnlab.default_unroll("gpu", state_size=16383) == 8  # B * H below 16384: a small step
+    assert rnnlab.default_unroll("gpu", state_size=16384) == rnnlab.default_unroll("tpu", state_size=64 * 512) == 2
+    here = 1 if jax.default_backend() == "cpu" else 8  # what this backend uses for the small step below
     cell = cells.lstm(3)
     params = cell.init(jax.random.key(0), 2)
     xs = jnp.ones((2, 5, 2))
@@ -321,9 +324,16 @@ def test_unroll_defaults_per_backend(monkeypatch):
         def ys(x, fused=fused, **kw):
             return rnnlab.unroll(cell, params, x, fused=fused, **kw)[1]
 
-        assert set(_scan_unrolls(ys, xs)) == {1}
+        assert set(_scan_unrolls(ys, xs)) == {here}
         assert set(_scan_unrolls(lambda x, ys=ys: ys(x, unroll=3), xs)) == {3}
-    monkeypatch.setattr(unroll_module, "default_unroll", lambda backend=None: 4)  # as on a GPU, say
+    asked = []
+
+    def fake(backend=None, state_size=None):  # as on an accelerator, say
+        asked.append(state_size)
+        return 4
+
+    monkeypatch.setattr(unroll_module, "default_unroll", fake)
     assert set(_scan_unrolls(lambda x: rnnlab.unroll(cell, params, x)[1], xs)) == {4}
+    assert set(asked) == {2 * 3}  # the carry's largest leaf: B * H elements
     with pytest.raises(ValueError, match="unroll must be a positive int; got 0"):
         rnnlab.unroll(cell, params, xs, unroll=0)
