@@ -177,13 +177,11 @@ def fused_scan(cell: Cell, params, xs: jax.Array, carry0, *, hoist_input: bool, 
         def read(buf, t):
             return jax.tree.map(lambda a: jax.lax.dynamic_index_in_dim(a, t, keepdims=False), buf)
 
-        def lane_step(dcarry, pre, pre_t, carry, dy, t):
-            # ``pre`` rides in the carry and step t's cotangents overwrite step t's residuals in
-            # place: the forward's (T, B, G) buffers are dead after this read, so the loop needs no
-            # fresh, zero-filled output buffer of its own. Step t-1's residuals are read here, from
-            # the buffers as updated, so that no read of the old buffers can follow the write (which
-            # would make XLA copy whole buffers every step), and the next step's math reads a small
-            # contiguous array instead of slicing a large one.
+        def read_slab(buf, start, k):
+            return jax.tree.map(lambda a: jax.lax.dynamic_slice_in_dim(a, start, k, 0), buf)
+
+        def step_math(dcarry, pre_t, carry, dy):
+            """``(dparams, dcarry_prev, cotangents of step t's residuals)`` for one step."""
             if additive:  # one cotangent serves both xp and rec
                 _, vjp = jax.vjp(combine_additive, params, carry, pre_t)
                 dp, dcarry_prev, dz = vjp((dcarry, dy))
@@ -192,9 +190,50 @@ def fused_scan(cell: Cell, params, xs: jax.Array, carry0, *, hoist_input: bool, 
                 _, vjp = jax.vjp(cell.combine, params, carry, *pre_t)
                 dp, dcarry_prev, dxp, drec = vjp((dcarry, dy))
                 out = (dxp, drec)
-            pre = jax.tree.map(lambda a, o: jax.lax.dynamic_update_index_in_dim(a, o, t, 0), pre, out)
             dcarry_prev = dcarry_prev._replace(hidden=dcarry_prev.hidden + precision.matmul(drec, kernel_t, low))
+            return dp, dcarry_prev, out
+
+        def lane_step(dcarry, pre, pre_t, carry, dy, t):
+            # ``pre`` rides in the carry and step t's cotangents overwrite step t's residuals in
+            # place: the forward's (T, B, G) buffers are dead after this read, so the loop needs no
+            # fresh, zero-filled output buffer of its own. Step t-1's residuals are read here, from
+            # the buffers as updated, so that no read of the old buffers can follow the write (which
+            # would make XLA copy whole buffers every step), and the next step's math reads a small
+            # contiguous array instead of slicing a large one.
+            dp, dcarry_prev, out = step_math(dcarry, pre_t, carry, dy)
+            pre = jax.tree.map(lambda a, o: jax.lax.dynamic_update_index_in_dim(a, o, t, 0), pre, out)
             return dp, (dcarry_prev, pre, read(pre, jnp.maximum(t - 1, 0)))
+
+        def slab_loop(lanes_acc, dparams, hi, count, k):
+            """Steps ``hi - 1`` down to ``hi - count * k``, ``k`` per loop iteration, unrolled by hand.
+
+            For cells with two residual buffers (``xp`` and ``rec``) under ``unroll > 1``: when XLA
+            unrolls the one-step loop, it fuses step t-1's read of one buffer into step t-1's
+            in-place write of the other, and then copies a whole buffer per step to keep the value
+            that read needs (O(T^2) traffic). Here each iteration reads its ``k`` steps' residuals
+            as one slab carried from the previous iteration and writes their cotangents as one slab
+            at its end, so no read of a buffer can follow a write to it.
+            """
+
+            def body(acc, i):
+                lanes_acc, dparams = acc
+                base = hi - (i + 1) * k
+                new = []
+                for (dcarry, pre, slab), (lane_carries, lane_dys) in zip(lanes_acc, inputs_by_lane):
+                    outs = [None] * k
+                    for j in reversed(range(k)):
+                        pre_t = jax.tree.map(lambda a, j=j: a[j], slab)
+                        carry, dy = read(lane_carries, base + j), read(lane_dys, base + j)
+                        dp, dcarry, outs[j] = step_math(dcarry, pre_t, carry, dy)
+                        dparams = _add(dparams, dp)
+                    stacked = jax.tree.map(lambda *o: jnp.stack(o), *outs)
+                    pre = jax.tree.map(lambda a, o: jax.lax.dynamic_update_slice_in_dim(a, o, base, 0), pre, stacked)
+                    new.append((dcarry, pre, read_slab(pre, jnp.maximum(base - k, 0), k)))
+                return (tuple(new), dparams), None
+
+            lanes_acc = tuple((d, pre, read_slab(pre, hi - k, k)) for d, pre, _ in lanes_acc)
+            (lanes_acc, dparams), _ = jax.lax.scan(body, (lanes_acc, dparams), jnp.arange(count))
+            return lanes_acc, dparams
 
         def body(acc, inp):
             lanes_acc, dparams = acc
@@ -207,9 +246,17 @@ def fused_scan(cell: Cell, params, xs: jax.Array, carry0, *, hoist_input: bool, 
             return (tuple(new), dparams), None
 
         zeros = jax.tree.map(jnp.zeros_like, params)
-        init = (tuple((d, pre, read(pre, T - 1)) for d, pre in zip(_split(d_final, sizes, 0), pres)), zeros)
-        inputs = tuple(zip(carries, _split(dys, sizes, 1))) + (jnp.arange(T),)
-        (lanes_acc, dparams), _ = jax.lax.scan(body, init, inputs, reverse=True, unroll=unroll)
+        inputs_by_lane = tuple(zip(carries, _split(dys, sizes, 1)))
+        if additive or unroll == 1:
+            init = (tuple((d, pre, read(pre, T - 1)) for d, pre in zip(_split(d_final, sizes, 0), pres)), zeros)
+            inputs = inputs_by_lane + (jnp.arange(T),)
+            (lanes_acc, dparams), _ = jax.lax.scan(body, init, inputs, reverse=True, unroll=unroll)
+        else:  # see slab_loop: T // unroll iterations of unroll steps, then the rest one by one
+            lanes_acc, dparams = tuple((d, pre, None) for d, pre in zip(_split(d_final, sizes, 0), pres)), zeros
+            k = min(unroll, T)
+            lanes_acc, dparams = slab_loop(lanes_acc, dparams, T, T // k, k)
+            if T % k:
+                lanes_acc, dparams = slab_loop(lanes_acc, dparams, T % k, T % k, 1)
         dxs = []
         for (_, outs, _), lane_carries, lane_xs in zip(lanes_acc, carries, _split(xs, sizes, 1)):
             dxps, drecs = (outs, outs) if additive else outs

@@ -81,6 +81,18 @@ def test_fused_equals_autodiff_with_options(x64, options):
     _assert_same(got, _grads(cell, params, xs, carry0, proj, False, **options))
 
 
+@pytest.mark.parametrize("unroll", [2, 3, 5, 8])
+@pytest.mark.parametrize("factory", ["gru", "lstm"])
+def test_fused_equals_autodiff_unrolled(x64, factory, unroll):
+    """Unrolled backward loops: the GRU's (two residual buffers) steps ``unroll`` at a time and then
+    the ``T % unroll`` rest one by one (T = 5: 2 + 2 + 1, 3 + 1 + 1, 5, and 8 > T), the LSTM's
+    unrolled by XLA."""
+    cell = cells.make(factory, H)
+    params, carry0, xs, proj = _setup(cell)
+    want = _grads(cell, params, xs, carry0, proj, False, unroll=unroll)
+    _assert_same(_grads(cell, params, xs, carry0, proj, True, unroll=unroll), want)
+
+
 def test_fused_unbatched(x64):
     cell = cells.gru(H)
     params, carry0, xs, proj = _setup(cell, batch=())
@@ -225,12 +237,14 @@ def test_one_forward_pulled_back_twice(x64, factory):
     assert not np.allclose(got[0][1], got[1][1])
 
 
+@pytest.mark.parametrize("unroll", [1, 2, 8])
 @pytest.mark.parametrize("factory", ["lstm", "gru"])
-def test_backward_loop_copies_no_residual_buffer(factory):
+def test_backward_loop_copies_no_residual_buffer(factory, unroll):
     """The backward loop overwrites the residual buffers in place. If a read of a buffer's old
     value were left after the write, XLA would copy the whole ``(T, B, G)`` buffer every step (it
     did, for the GRU's two buffers, before step t-1's residuals were read from the updated
-    buffers): a silent O(T^2) slowdown that only the compiled program shows."""
+    buffers, and again under ``unroll > 1`` until those steps were unrolled by hand): a silent
+    O(T^2) slowdown that only the compiled program shows."""
     if jax.default_backend() != "cpu":  # the HLO's structure (loop bodies before ENTRY) is XLA:CPU's
         pytest.skip("reads XLA:CPU's compiled program; GPU wraps loops in other computations")
     steps, batch = 37, 3  # odd sizes, so that no other array has this shape by chance
@@ -239,7 +253,7 @@ def test_backward_loop_copies_no_residual_buffer(factory):
     xs = jnp.ones((batch, steps, I))
 
     def loss(p, x):
-        return jnp.mean(rnnlab.unroll(cell, p, x, fused=True)[1] ** 2)
+        return jnp.mean(rnnlab.unroll(cell, p, x, fused=True, unroll=unroll)[1] ** 2)
 
     hlo = jax.jit(jax.grad(loss, argnums=(0, 1))).lower(params, xs).compile().as_text()
     loops = hlo.split("\nENTRY")[0]  # every computation but the entry one: loop bodies, fusions
