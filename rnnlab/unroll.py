@@ -294,9 +294,10 @@ def default_unroll(backend: str | None = None, state_size: int | None = None) ->
     recurrent step; unrolling 8 steps per iteration pays it once per 8 steps. On an H100
     (``bench/RESULTS.md``) unroll 8 against 1 made the LSTM's training step 1.3-2x faster at the
     benchmark's sizes A, C, D and the headline (``B * H`` from 8 to 8192), but at size B (``B * H =
-    32768``) unroll 2 took 3.8 ms, 1 took 4.4 and 8 took 6.5 (GRU likewise), hence 2 there. On
-    XLA:CPU an iteration costs about a microsecond and every unroll measured slower: the LSTM's
-    training step at size A took 59, 70, 89 and 141 ms at unroll 1, 2, 4 and 8, so CPU keeps 1.
+    32768``) unroll 2 took 3.8 ms, 1 took 4.4 and 8 took 6.5 (GRU likewise), hence 2 there (TPUs
+    follow the GPU's rule, unmeasured). On XLA:CPU an iteration costs about a microsecond and every
+    unroll measured slower: the LSTM's training step at size A took 59, 70, 89 and 141 ms at unroll
+    1, 2, 4 and 8, so CPU keeps 1.
 
     Example:
         >>> default_unroll("cpu"), default_unroll("gpu"), default_unroll("gpu", state_size=64 * 512)

@@ -81,11 +81,10 @@ def test_fused_equals_autodiff_with_options(x64, options):
     _assert_same(got, _grads(cell, params, xs, carry0, proj, False, **options))
 
 
-@pytest.mark.parametrize("unroll", [2, 3, 5, 8])
-@pytest.mark.parametrize("factory", ["gru", "lstm"])
+@pytest.mark.parametrize("factory, unroll", [("gru", 2), ("gru", 3), ("gru", 8), ("lstm", 3)])
 def test_fused_equals_autodiff_unrolled(x64, factory, unroll):
     """Unrolled backward loops: the GRU's (two residual buffers) steps ``unroll`` at a time and then
-    the ``T % unroll`` rest one by one (T = 5: 2 + 2 + 1, 3 + 1 + 1, 5, and 8 > T), the LSTM's
+    the ``T % unroll`` rest one by one (T = 5: 2 + 2 + 1, 3 + 1 + 1, and 8 > T), the LSTM's
     unrolled by XLA."""
     cell = cells.make(factory, H)
     params, carry0, xs, proj = _setup(cell)
@@ -237,7 +236,7 @@ def test_one_forward_pulled_back_twice(x64, factory):
     assert not np.allclose(got[0][1], got[1][1])
 
 
-@pytest.mark.parametrize("unroll", [1, 2, 8])
+@pytest.mark.parametrize("unroll", [1, 8])
 @pytest.mark.parametrize("factory", ["lstm", "gru"])
 def test_backward_loop_copies_no_residual_buffer(factory, unroll):
     """The backward loop overwrites the residual buffers in place. If a read of a buffer's old
