@@ -8,10 +8,10 @@ contender runs the same problem in float32: a single-layer RNN over time-major `
 (no optimizer update), ``forward`` is the forward pass alone. Contenders: rnnlab (default, which
 uses the fused backward, and ``fused=False``, autodiff through the scan; where the default splits
 the batch into two lanes, also ``lanes=1``; and ``matmul_dtype=bfloat16``, mixed precision, which is
-not one of the float32 comparisons), ``torch.nn.LSTM/GRU/RNN``
-(CPU; on CUDA also cuDNN in strict fp32, TF32 and fp16), ``flax.linen.RNN`` with
-``OptimizedLSTMCell``, ``LSTMCell``, ``GRUCell`` and ``SimpleCell``, and on GPU
-``jax.experimental.rnn.lstm`` (cuDNN called from JAX). JAX functions are jitted and
+not one of the float32 comparisons; on GPU also ``rnnlab tf32``, see :func:`run`),
+``torch.nn.LSTM/GRU/RNN`` (on CPU; on a CUDA machine instead cuDNN in strict fp32, TF32 and fp16),
+``flax.linen.RNN`` with ``OptimizedLSTMCell``, ``LSTMCell``, ``GRUCell`` and ``SimpleCell``, and on
+GPU ``jax.experimental.rnn.lstm`` (cuDNN called from JAX). JAX functions are jitted and
 timed after warm-up with ``block_until_ready``; torch with ``torch.cuda.synchronize`` on GPU.
 
 The contenders of one size and cell are timed in turn, in four interleaved rounds (see
