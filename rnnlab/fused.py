@@ -66,6 +66,23 @@ def default_lanes(batch: int, hidden_size: int, gate_width: int, backend: str | 
     return 2 if backend == "cpu" and batch >= 16 and 8e6 <= flops <= 2e7 else 1
 
 
+def default_prefetch(batch: int, hidden_size: int, gate_width: int, backend: str | None = None) -> bool:
+    """Whether :func:`fused_scan`'s forward steps carry the next step's input (``prefetch``) by default.
+
+    A step that slices its own input from the scanned ``xs`` lets XLA:CPU fuse that dynamic slice
+    into its consumer: into the gate math when the projection is hoisted (17 us a step at size C
+    against ~1.5 us for the same math on a carried array), and at C (B = 4) the per-step projection
+    that waits for the slice ran the forward alone 20-40% slower. Carrying the input costs two
+    small copies a step, which dominate a tiny step: on a 2-core CPU (``bench/RESULTS.md``) the
+    forward alone of an Elman RNN at B = 1, H = 8 took 0.44 ms with the prefetch and 0.11 ms
+    without, and the training step of every cell at that size and at the headline size was 0-10%
+    faster without. So off for a per-lane recurrent matmul ``2 B H G`` below 1 MFLOP, and on
+    elsewhere and on every other backend (not measured there).
+    """
+    backend = jax.default_backend() if backend is None else backend
+    return backend != "cpu" or 2 * batch * hidden_size * gate_width >= 1e6
+
+
 def _split(tree, sizes, axis: int) -> list:
     if len(sizes) == 1:
         return [tree]
@@ -81,7 +98,17 @@ def _join(trees: list, axis: int):
     return jax.tree.map(lambda *a: jnp.concatenate(a, axis=axis), *trees)
 
 
-def fused_scan(cell: Cell, params, xs: jax.Array, carry0, *, hoist_input: bool, unroll: int = 1, lanes: int = 1):
+def fused_scan(
+    cell: Cell,
+    params,
+    xs: jax.Array,
+    carry0,
+    *,
+    hoist_input: bool,
+    unroll: int = 1,
+    lanes: int = 1,
+    prefetch: bool | None = None,
+):
     """Runs ``cell`` over time-major ``xs (T, B, I)`` from ``carry0``; returns ``(final_carry, ys (T, B, H))``.
 
     Same values as scanning ``cell.step``; differentiable in ``params``, ``xs`` and ``carry0`` with the
@@ -99,6 +126,10 @@ def fused_scan(cell: Cell, params, xs: jax.Array, carry0, *, hoist_input: bool, 
     round their operands to ``dtype`` (:mod:`rnnlab.precision`); the setting in force when the
     forward pass is traced also holds for the backward pass, which is traced later.
 
+    ``prefetch`` makes each forward step read the next step's input at its end and carry it, instead
+    of slicing its own input from ``xs`` (see :func:`default_prefetch`, the default); the values are
+    the same either way.
+
     What the forward pass keeps for the backward pass, per step: the previous carry without its
     hidden state when the step's output ``y`` is its new hidden state (every built-in cell; then
     ``h_{t-1}`` is read back from ``ys``), and ``xp + rec`` for an ``additive`` cell, ``xp`` and
@@ -111,6 +142,9 @@ def fused_scan(cell: Cell, params, xs: jax.Array, carry0, *, hoist_input: bool, 
     # The matmul dtype in force now, while the forward is traced; the backward pass is traced later
     # (when jax.grad transposes), outside the caller's ``precision.matmul_dtype`` block.
     low = precision.current()
+    if prefetch is None:
+        G = params.recurrent_kernel.shape[-1]
+        prefetch = default_prefetch(max(sizes), params.recurrent_kernel.shape[0], G)
 
     def forward(params, xs, carry0, save: bool):
         kernel = params.recurrent_kernel if low is None else params.recurrent_kernel.astype(low)
@@ -118,17 +152,20 @@ def fused_scan(cell: Cell, params, xs: jax.Array, carry0, *, hoist_input: bool, 
         T = xp_all.shape[0]
         xp_lanes = _split(xp_all, sizes, 1)
 
-        # Each step reads the next step's input at its end and carries it. Scanning over xp_all
-        # directly lets XLA:CPU fuse the per-step dynamic slice into the gate math, and that fused
-        # loop measured 17 us a step at size C against ~1.5 us for the same math on a carried array.
-        def body(state, t):
+        # With prefetch, the scan runs over t and each step carries the next step's input
+        # (default_prefetch says why); otherwise it runs over the lanes' inputs.
+        def body(state, scanned):
             new_state, outs = [], []
-            for (carry, inp), xp_lane in zip(state, xp_lanes):
+            for k, (lane_state, xp_lane) in enumerate(zip(state, xp_lanes)):
+                carry, inp = lane_state if prefetch else (lane_state, scanned[k])
                 xp = inp if hoist_input else cell.project(params, inp)
                 rec = precision.matmul(carry.hidden, kernel, low)
                 new, y = cell.combine(params, carry, xp, rec)
-                nxt = jax.lax.dynamic_index_in_dim(xp_lane, jnp.minimum(t + 1, T - 1), keepdims=False)
-                new_state.append((new, nxt))
+                if prefetch:
+                    nxt = jax.lax.dynamic_index_in_dim(xp_lane, jnp.minimum(scanned + 1, T - 1), keepdims=False)
+                    new_state.append((new, nxt))
+                else:
+                    new_state.append(new)
                 if not save:
                     outs.append((y, None))
                     continue
@@ -138,9 +175,13 @@ def fused_scan(cell: Cell, params, xs: jax.Array, carry0, *, hoist_input: bool, 
                 outs.append((y, (kept, xp + rec if additive else (xp, rec))))
             return tuple(new_state), tuple(outs)
 
-        state0 = tuple((c, x[0]) for c, x in zip(_split(carry0, sizes, 0), xp_lanes))
-        finals, outs = jax.lax.scan(body, state0, jnp.arange(T), unroll=unroll)
-        return [final for final, _ in finals], [y for y, _ in outs], [saved for _, saved in outs]
+        if prefetch:
+            state0 = tuple((c, x[0]) for c, x in zip(_split(carry0, sizes, 0), xp_lanes))
+            finals, outs = jax.lax.scan(body, state0, jnp.arange(T), unroll=unroll)
+            finals = [final for final, _ in finals]
+        else:
+            finals, outs = jax.lax.scan(body, tuple(_split(carry0, sizes, 0)), tuple(xp_lanes), unroll=unroll)
+        return list(finals), [y for y, _ in outs], [saved for _, saved in outs]
 
     @jax.custom_vjp
     def run(params, xs, carry0):

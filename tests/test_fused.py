@@ -329,3 +329,58 @@ def test_lanes_checked_and_chosen():
     assert fused.default_lanes(16, 16, 64, "cpu") == 1  # tiny: the split's overhead dominates
     assert fused.default_lanes(128, 1024, 4096, "cpu") == 1  # large: the matmul fills both cores
     assert fused.default_lanes(4, 1024, 4096, "cpu") == 1  # too few rows to split
+
+
+@pytest.fixture
+def prefetch(request, monkeypatch):
+    """Forces the fused forward's input prefetch on or off (``fused.default_prefetch``)."""
+    monkeypatch.setattr(fused, "default_prefetch", lambda *args, **kwargs: request.param)
+    return request.param
+
+
+@pytest.mark.parametrize("prefetch", [True], indirect=True)
+@pytest.mark.parametrize("case_id", FUSED_CASES)
+def test_prefetched_forward_equals_autodiff(x64, prefetch, case_id):
+    """The tiny shapes of this file take the forward without the prefetch by default (the tests
+    above); here every cell with it."""
+    case = CASES[case_id]
+    cell = cells.make(case.factory, H, **case.options)
+    params, carry0, xs, proj = _setup(cell)
+    _assert_same(_grads(cell, params, xs, carry0, proj, True), _grads(cell, params, xs, carry0, proj, False))
+
+
+@pytest.mark.parametrize("prefetch", [True, False], indirect=True)
+@pytest.mark.parametrize(
+    "options",
+    [dict(hoist_input=True), dict(reverse=True, time_major=True), dict(unroll=3, lanes=2)],
+    ids=lambda o: ",".join(f"{k}={v}" for k, v in o.items()),
+)
+def test_prefetch_with_options(x64, prefetch, options):
+    cell = cells.gru(H)
+    params, carry0, xs, proj = _setup(cell, batch=(3,))
+    if options.get("time_major"):
+        xs, proj = jnp.swapaxes(xs, 0, 1), jnp.swapaxes(proj, 0, 1)
+    want = _grads(cell, params, xs, carry0, proj, False, **{k: v for k, v in options.items() if k != "lanes"})
+    _assert_same(_grads(cell, params, xs, carry0, proj, True, **options), want)
+
+
+@pytest.mark.parametrize("prefetch", [True, False], indirect=True)
+def test_prefetch_carries_the_next_input(prefetch):
+    """With the prefetch the forward loop runs over the step index and carries a ``(B, I)`` input;
+    without it, it runs over the inputs."""
+    cell = cells.lstm(H)
+    params = cell.init(jax.random.key(0), I)
+    xs = jnp.ones((T, 2, I))
+    jaxpr = jax.make_jaxpr(lambda p, x: rnnlab.unroll(cell, p, x, time_major=True)[1])(params, xs).jaxpr
+    (fused_call,) = [e for e in jaxpr.eqns if e.primitive.name == "custom_vjp_call"]
+    (scan,) = [e for e in fused_call.params["call_jaxpr"].eqns if e.primitive.name == "scan"]
+    carries = scan.invars[scan.params["num_consts"] : scan.params["num_consts"] + scan.params["num_carry"]]
+    assert [v.aval.shape for v in carries].count((2, I)) == (1 if prefetch else 0)
+
+
+def test_default_prefetch():
+    # bench/RESULTS.md: off only for tiny steps on CPU (per-lane 2 B H G < 1 MFLOP).
+    assert not fused.default_prefetch(1, 8, 32, "cpu") and not fused.default_prefetch(16, 16, 64, "cpu")
+    assert not fused.default_prefetch(4, 256, 256, "cpu")  # the Elman RNN at size C: 0.5 MFLOP
+    assert fused.default_prefetch(4, 256, 768, "cpu") and fused.default_prefetch(32, 256, 1024, "cpu")
+    assert fused.default_prefetch(1, 8, 32, "gpu")
