@@ -66,21 +66,25 @@ def default_lanes(batch: int, hidden_size: int, gate_width: int, backend: str | 
     return 2 if backend == "cpu" and batch >= 16 and 8e6 <= flops <= 2e7 else 1
 
 
-def default_prefetch(batch: int, hidden_size: int, gate_width: int, backend: str | None = None) -> bool:
+def default_prefetch(batch: int, hidden_size: int, gate_width: int, lanes: int = 1, backend: str | None = None) -> bool:
     """Whether :func:`fused_scan`'s forward steps carry the next step's input (``prefetch``) by default.
 
-    A step that slices its own input from the scanned ``xs`` lets XLA:CPU fuse that dynamic slice
-    into its consumer: into the gate math when the projection is hoisted (17 us a step at size C
-    against ~1.5 us for the same math on a carried array), and at C (B = 4) the per-step projection
-    that waits for the slice ran the forward alone 20-40% slower. Carrying the input costs two
-    small copies a step, which dominate a tiny step: on a 2-core CPU (``bench/RESULTS.md``) the
-    forward alone of an Elman RNN at B = 1, H = 8 took 0.44 ms with the prefetch and 0.11 ms
-    without, and the training step of every cell at that size and at the headline size was 0-10%
-    faster without. So off for a per-lane recurrent matmul ``2 B H G`` below 1 MFLOP, and on
-    elsewhere and on every other backend (not measured there).
+    A step that slices its own input from the scanned ``xs`` puts that slice on its critical path:
+    XLA:CPU fuses it into the gate math when the projection is hoisted (17 us a step at size C
+    against ~1.5 us for the same math on a carried array), and the per-step projection waits for
+    it. Carried, the slice is done one step ahead. On a 2-core CPU (``bench/RESULTS.md``, medians)
+    the forward alone at size C (B = 4, one lane) took 3.5 ms with the prefetch against 6.0-7.5
+    without for the GRU, 4.4-4.7 against 5.4-5.9 for the LSTM, and at size B 74 against 81 ms for
+    the GRU. But the carried input costs two small copies a step, which dominate a tiny step (the
+    forward alone of an Elman RNN at B = 1, H = 8: 0.44 ms with the prefetch, 0.11 ms without;
+    training steps there and at the headline size 0-10% faster without), and with two lanes one
+    lane's slice overlaps the other's work anyway (size A: the LSTM's forward alone 22 -> 18 ms
+    without it, the GRU's training step 2-7% faster, the LSTM's the same). So on CPU it is on only
+    for one lane with a recurrent matmul ``2 B H G`` of at least 1 MFLOP; on other backends (not
+    measured there) always.
     """
     backend = jax.default_backend() if backend is None else backend
-    return backend != "cpu" or 2 * batch * hidden_size * gate_width >= 1e6
+    return backend != "cpu" or (lanes == 1 and 2 * batch * hidden_size * gate_width >= 1e6)
 
 
 def _split(tree, sizes, axis: int) -> list:
@@ -144,7 +148,7 @@ def fused_scan(
     low = precision.current()
     if prefetch is None:
         G = params.recurrent_kernel.shape[-1]
-        prefetch = default_prefetch(max(sizes), params.recurrent_kernel.shape[0], G)
+        prefetch = default_prefetch(max(sizes), params.recurrent_kernel.shape[0], G, len(sizes))
 
     def forward(params, xs, carry0, save: bool):
         kernel = params.recurrent_kernel if low is None else params.recurrent_kernel.astype(low)
