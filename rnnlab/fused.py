@@ -147,8 +147,7 @@ def fused_scan(
     # (when jax.grad transposes), outside the caller's ``precision.matmul_dtype`` block.
     low = precision.current()
     if prefetch is None:
-        G = params.recurrent_kernel.shape[-1]
-        prefetch = default_prefetch(max(sizes), params.recurrent_kernel.shape[0], G, len(sizes))
+        prefetch = default_prefetch(max(sizes), *params.recurrent_kernel.shape, len(sizes))
 
     def forward(params, xs, carry0, save: bool):
         kernel = params.recurrent_kernel if low is None else params.recurrent_kernel.astype(low)
