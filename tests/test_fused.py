@@ -11,6 +11,7 @@ does not apply.
 import re
 
 import jax
+import jax.extend.core
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -339,14 +340,17 @@ def prefetch(request, monkeypatch):
 
 
 @pytest.mark.parametrize("prefetch", [True], indirect=True)
+@pytest.mark.parametrize("hoist_input", [False, True])
 @pytest.mark.parametrize("case_id", FUSED_CASES)
-def test_prefetched_forward_equals_autodiff(x64, prefetch, case_id):
+def test_prefetched_forward_equals_autodiff(x64, prefetch, case_id, hoist_input):
     """The tiny shapes of this file take the forward without the prefetch by default (the tests
-    above); here every cell with it."""
+    above); here every cell with it, also hoisted (where an additive cell's residuals overwrite the
+    projection in place)."""
     case = CASES[case_id]
     cell = cells.make(case.factory, H, **case.options)
     params, carry0, xs, proj = _setup(cell)
-    _assert_same(_grads(cell, params, xs, carry0, proj, True), _grads(cell, params, xs, carry0, proj, False))
+    got = _grads(cell, params, xs, carry0, proj, True, hoist_input=hoist_input)
+    _assert_same(got, _grads(cell, params, xs, carry0, proj, False, hoist_input=hoist_input))
 
 
 @pytest.mark.parametrize("prefetch", [True, False], indirect=True)
@@ -376,6 +380,40 @@ def test_prefetch_carries_the_next_input(prefetch):
     (scan,) = [e for e in fused_call.params["call_jaxpr"].eqns if e.primitive.name == "scan"]
     carries = scan.invars[scan.params["num_consts"] : scan.params["num_consts"] + scan.params["num_carry"]]
     assert [v.aval.shape for v in carries].count((2, I)) == (1 if prefetch else 0)
+
+
+def _scans(jaxpr):
+    """Every ``scan`` equation in ``jaxpr``, nested ones included."""
+    for eqn in jaxpr.eqns:
+        if eqn.primitive.name == "scan":
+            yield eqn
+        for sub in jax.extend.core.jaxprs_in_params(eqn.params):
+            yield from _scans(sub)
+
+
+@pytest.mark.parametrize("prefetch", [True, False], indirect=True)
+@pytest.mark.parametrize("factory, unroll", [("lstm", 1), ("lstm", 2), ("gru", 1), ("gru", 2)])
+def test_hoisted_forward_saves_no_copy_of_the_projection(prefetch, factory, unroll):
+    """Hoisted and saving for the backward pass, the forward loop stacks no ``(T, B, G)`` copy of
+    the projection: an additive cell (LSTM) writes ``xp + rec`` over it in place (with the prefetch
+    and without unrolling; otherwise it stacks the sum), a GRU keeps the projection itself and
+    stacks only ``rec``."""
+    cell = cells.make(factory, H)
+    params = cell.init(jax.random.key(0), I)
+    xs = jnp.ones((T, 2, I))
+    G = params.recurrent_kernel.shape[1]
+
+    def loss(p, x):
+        return jnp.sum(rnnlab.unroll(cell, p, x, time_major=True, hoist_input=True, unroll=unroll)[1])
+
+    jaxpr = jax.make_jaxpr(jax.grad(loss))(params, xs).jaxpr
+    (forward, *_) = [e for e in _scans(jaxpr) if not e.params["reverse"]]
+    n_consts, n_carry = forward.params["num_consts"], forward.params["num_carry"]
+    carried = [v.aval.shape for v in forward.invars[n_consts : n_consts + n_carry]]
+    stacked = [v.aval.shape for v in forward.outvars[n_carry:]]
+    in_place = factory == "lstm" and prefetch and unroll == 1
+    assert carried.count((T, 2, G)) == (1 if in_place else 0)
+    assert stacked.count((T, 2, G)) == (0 if in_place else 1)
 
 
 def test_default_prefetch():
