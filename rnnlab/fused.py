@@ -139,8 +139,8 @@ def fused_scan(
     ``h_{t-1}`` is read back from ``ys``), and ``xp + rec`` for an ``additive`` cell, ``xp`` and
     ``rec`` otherwise. With ``hoist_input``, the saved ``xp`` is the projection itself, and an
     additive cell's ``xp + rec`` overwrites it in place step by step (with the prefetch and
-    ``unroll=1``), so that the forward allocates no zero-filled ``(T, B, G)`` buffer for it (size A,
-    LSTM on CPU, hoisted with the prefetch: 46 -> 33 MB of XLA temporaries). The backward loop writes
+    ``unroll=1``), so that the forward allocates no zero-filled ``(T, B, G)`` buffer for it (size B,
+    LSTM on CPU, hoisted: 184 -> 132 MB of XLA temporaries, ``bench/RESULTS.md``). The backward loop writes
     each step's cotangents of those pre-activations over their residuals in place, so it allocates
     no ``(T, B, G)`` output buffer of its own.
     """
@@ -165,7 +165,7 @@ def fused_scan(
         # read of the next input follows the write (a read of step t before the write to step t
         # made XLA copy the whole buffer every step: size B, LSTM on CPU, 1.0 s against 0.35 s),
         # and without unrolling (XLA then fuses step t+1's read into step t+1's gate math, which
-        # follows the write, and copies the buffer per step again: size A, 140 against 105 ms).
+        # follows the write, and copies the buffer per step again: size A, 124-144 against 105-109 ms).
         in_place = save and hoist_input and additive and prefetch and unroll == 1
         keep_xp = save and hoist_input and not additive
 
