@@ -6,7 +6,8 @@ Part 1, one step: for the LSTM, GRU and tanh RNN at sizes A (I/H/B/T 128/256/32/
 (2/16/16/250), random weights (the cells' own initializers) and standard normal inputs, the
 relative error ``|a - ref| / |ref|`` (Frobenius norms) of the outputs ``ys`` and of the gradients
 of ``mean(ys ** 2)`` with respect to every weight and to the inputs: bfloat16 matmuls against a
-float64 reference, and float32 against the same reference for scale.
+float64 reference, and float32 against the same reference for scale; on a GPU also TF32 (JAX's
+default there) and 3xTF32 (``VARIANTS``), with float32 made strict.
 
 Part 2, training: the adding problem (T = 100, an LSTM of 32 units), ``--seeds`` seeds trained for
 up to ``--steps`` steps by :func:`rnnlab.protocols.train_on_task`, the experiments' own protocol
@@ -22,6 +23,7 @@ This is a benchmark, not a test: ``make test`` and CI never run it. Results: ``-
 from __future__ import annotations
 
 import argparse
+import contextlib
 import pathlib
 import sys
 
@@ -33,6 +35,18 @@ import rnnlab
 from rnnlab import cells, protocols, runs, tasks
 
 SIZES = {"A": (128, 256, 32, 100), "headline": (2, 16, 16, 250)}  # I, H, B, T
+# (label, matmul_dtype, jax_default_matmul_precision), without and with a GPU. On a GPU, JAX's default
+# float32 matmul is TF32, so "float32" there asks for strict float32; "3xTF32" is XLA's
+# TF32_TF32_F32_X3 algorithm (three TF32 tensor-core products per float32 product).
+VARIANTS = {
+    False: (("float32", None, None), ("bfloat16", jnp.bfloat16, None)),
+    True: (
+        ("float32", None, "highest"),
+        ("3xTF32", None, "TF32_TF32_F32_X3"),
+        ("tf32", None, "tensorfloat32"),
+        ("bfloat16", jnp.bfloat16, None),
+    ),
+}
 
 
 def _rel(a, ref) -> float:
@@ -47,21 +61,22 @@ def step_errors(cell_name: str, size: str) -> dict:
     params32 = cell.init(jax.random.key(0), I)
     xs32 = jax.random.normal(jax.random.key(1), (T, B, I))
 
-    def run(params, xs, matmul_dtype):
+    def run(params, xs, matmul_dtype, precision=None):
         def loss(p, x):
             ys = rnnlab.unroll(cell, p, x, time_major=True, matmul_dtype=matmul_dtype)[1]
             return jnp.mean(ys**2), ys
 
-        (_, ys), grads = jax.jit(jax.value_and_grad(loss, argnums=(0, 1), has_aux=True))(params, xs)
+        with jax.default_matmul_precision(precision) if precision else contextlib.nullcontext():
+            (_, ys), grads = jax.jit(jax.value_and_grad(loss, argnums=(0, 1), has_aux=True))(params, xs)
         return ys, grads
 
     with jax.enable_x64(True):
         to64 = lambda a: jnp.asarray(np.asarray(a), jnp.float64)  # noqa: E731
-        ys64, g64 = run(jax.tree.map(to64, params32), to64(xs32), None)
+        ys64, g64 = run(jax.tree.map(to64, params32), to64(xs32), None, "highest")
         ys64, g64 = np.asarray(ys64), jax.tree.map(np.asarray, g64)
     out = {}
-    for label, dtype in (("float32", None), ("bfloat16", jnp.bfloat16)):
-        ys, grads = run(params32, xs32, dtype)
+    for label, dtype, precision in VARIANTS[jax.default_backend() == "gpu"]:
+        ys, grads = run(params32, xs32, dtype, precision)
         (dparams, dxs), (ref_params, ref_xs) = grads, g64
         names = [f"d{name}" for name in type(dparams)._fields if getattr(dparams, name) is not None]
         leaves = [getattr(dparams, n[1:]) for n in names]
@@ -85,6 +100,7 @@ def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=1500)
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--no-training", action="store_true", help="part 1 only (the one-step errors)")
     parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path("bench/results/precision.json"))
     args = parser.parse_args(argv)
     errors = {f"{size} {c}": step_errors(c, size) for size in SIZES for c in ("lstm", "gru", "rnn")}
@@ -95,7 +111,7 @@ def main(argv=None) -> dict:
             worst = max(grads, key=grads.get)
             print(f"  {key:14s} {label:9s} ys {errs['ys']:.1e}  gradients max {grads[worst]:.1e} ({worst})")
     training = {}
-    for label, dtype in (("float32", None), ("bfloat16", "bfloat16")):
+    for label, dtype in () if args.no_training else (("float32", None), ("bfloat16", "bfloat16")):
         training[label] = train_adding(args.steps, args.seeds, dtype)
         mse = ", ".join(f"{v:.4f}" for v in training[label]["test_mse"])
         print(f"adding T=100, {args.seeds} seeds x {args.steps} steps, {label}: test MSE {mse}, "
