@@ -31,6 +31,7 @@ import argparse
 import functools
 import os
 import platform
+import re
 import statistics
 import sys
 import time
@@ -51,6 +52,7 @@ SIZES = {  # I, H, B, T
     "headline": (2, 16, 16, 250),  # the vanishing-gradient quick preset's training configuration
 }
 GATES = {"lstm": 4, "gru": 3, "rnn": 1}
+PAGE_BYTES = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 ROUNDS = 4  # timing rounds per contender, interleaved (see interleaved)
 
 
@@ -65,16 +67,43 @@ def timed(fn, repeats: int, warmup: int):
     return statistics.median(times), min(times)
 
 
+def minor_faults() -> int | None:
+    """This process's minor page faults so far (first touches of fresh pages); None where unknown."""
+    try:
+        import resource
+    except ImportError:  # not POSIX
+        return None
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
+def host_memory_settings() -> dict:
+    """What decides how fresh host memory is paged in: the kernel's transparent huge page mode and
+    any glibc malloc settings in the environment. Both move the CPU timings (see ``bench/RESULTS.md``,
+    "Page faults"), so every result records them."""
+    thp = None
+    try:
+        text = Path("/sys/kernel/mm/transparent_hugepage/enabled").read_text()
+        found = re.search(r"\[(\w+)\]", text)
+        thp = found.group(1) if found else text.strip()
+    except OSError:
+        pass
+    env = {k: v for k, v in os.environ.items() if k == "GLIBC_TUNABLES" or k.startswith("MALLOC_")}
+    return {"transparent_hugepage": thp, "malloc_env": env}
+
+
 def interleaved(fns, repeats: int, warmup: int, rounds: int = ROUNDS):
-    """``{label: (median, min, round_medians)}`` over ``repeats`` timed runs of each ``(label, fn)``.
+    """``{label: (median, min, round_medians, faults)}`` over ``repeats`` timed runs of each ``(label, fn)``.
 
     The runs are taken in ``rounds`` rounds that visit the contenders in turn; a contender's first
     visit starts with ``warmup`` untimed runs, each later visit with one. A slow spell of a shared
     machine then lands on every contender rather than on whichever was being timed, so the ratios
     between them are steadier than back-to-back blocks give. ``round_medians`` (one per round that
-    timed any run) show how far a ratio moves within the run (:func:`targets`).
+    timed any run) show how far a ratio moves within the run (:func:`targets`). ``faults`` is the
+    median number of minor page faults per call (None where the OS does not count them): memory the
+    call touched for the first time, which the kernel has to map and zero while the call waits.
     """
     times = {label: [] for label, _ in fns}
+    faults = {label: [] for label, _ in fns}
     by_round = {label: [] for label, _ in fns}
     per_round = [repeats // rounds + (i < repeats % rounds) for i in range(rounds)]
     for r, n in enumerate(per_round):
@@ -85,12 +114,16 @@ def interleaved(fns, repeats: int, warmup: int, rounds: int = ROUNDS):
                 fn()
             this_round = []
             for _ in range(n):
+                f0 = minor_faults()
                 t0 = time.perf_counter()
                 fn()
                 this_round.append(time.perf_counter() - t0)
+                if f0 is not None:
+                    faults[label].append(minor_faults() - f0)
             times[label] += this_round
             by_round[label].append(statistics.median(this_round))
-    return {label: (statistics.median(t), min(t), by_round[label]) for label, t in times.items()}
+    median_faults = {label: statistics.median(f) if f else None for label, f in faults.items()}
+    return {label: (statistics.median(t), min(t), by_round[label], median_faults[label]) for label, t in times.items()}
 
 
 def matmul_roof(n: int = 2048) -> float:
@@ -287,7 +320,7 @@ def run(sizes, cells, repeats, warmup, threads, on_rows=lambda roof, rows: None)
                 fns = [(label, built_fns[0 if mode == "train" else 1]) for label, built_fns in built]
                 stats = interleaved(fns, repeats, warmup)
                 for label, (_, _, compile_s, peak) in built:
-                    med, best, round_medians = stats[label]
+                    med, best, round_medians, faults = stats[label]
                     row = dict(
                         size=size_name,
                         I=I,
@@ -304,6 +337,7 @@ def run(sizes, cells, repeats, warmup, threads, on_rows=lambda roof, rows: None)
                         roof_fraction=flops / med / 1e9 / roof,
                         compile_s=compile_s,
                         peak_mib=None if peak is None else peak / 2**20,
+                        fault_mib=None if faults is None else faults * PAGE_BYTES / 2**20,
                         vs_rnnlab=med / stats["rnnlab"][0],
                         round_medians_ms=[t * 1e3 for t in round_medians],
                     )
@@ -320,16 +354,17 @@ def run(sizes, cells, repeats, warmup, threads, on_rows=lambda roof, rows: None)
 def table(rows) -> str:
     head = (
         "| size | cell | mode | contender | ms (median) | ms (min) | us/step | GFLOP/s | % roof | compile s "
-        "| peak MiB | time / rnnlab |"
+        "| peak MiB | faulted MiB | time / rnnlab |"
     )
-    lines = [head, "|" + "---|" * 12]
+    lines = [head, "|" + "---|" * 13]
     for r in rows:
         comp = "" if r["compile_s"] is None else f"{r['compile_s']:.2f}"
         peak = "" if r["peak_mib"] is None else f"{r['peak_mib']:.0f}"
+        faulted = "" if r.get("fault_mib") is None else f"{r['fault_mib']:.0f}"
         lines.append(
             f"| {r['size']} | {r['cell']} | {r['mode']} | {r['contender']} | {r['median_ms']:.2f} | "
             f"{r['min_ms']:.2f} | {r['us_per_timestep']:.1f} | {r['gflops']:.1f} | "
-            f"{100 * r['roof_fraction']:.0f} | {comp} | {peak} | {r['vs_rnnlab']:.2f} |"
+            f"{100 * r['roof_fraction']:.0f} | {comp} | {peak} | {faulted} | {r['vs_rnnlab']:.2f} |"
         )
     return "\n".join(lines)
 
@@ -392,6 +427,7 @@ def main(argv=None) -> None:
         ap.error(f"--repeats must be >= 1 and --warmup >= 0; got {args.repeats}, {args.warmup}")
     repeats, warmup = (3, 1) if args.quick else (args.repeats, args.warmup)
     info = dict(machine_info(), python=platform.python_version(), repeats=repeats, warmup=warmup)
+    info["host_memory"] = host_memory_settings()
     try:
         import torch
 

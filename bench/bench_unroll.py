@@ -44,7 +44,7 @@ def main(argv=None) -> None:
         for cell in cells:
             built = {u: rnnlab_contender(cell, *SIZES[size], unroll=u) for u in sorted(set(unrolls) | {default})}
             stats = interleaved([(u, fns[0]) for u, fns in built.items()], args.repeats, args.warmup)
-            for u, (med, best, _) in stats.items():
+            for u, (med, best, *_) in stats.items():
                 rows.append(
                     dict(
                         size=size,
