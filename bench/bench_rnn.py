@@ -100,7 +100,8 @@ def interleaved(fns, repeats: int, warmup: int, rounds: int = ROUNDS):
     between them are steadier than back-to-back blocks give. ``round_medians`` (one per round that
     timed any run) show how far a ratio moves within the run (:func:`targets`). ``faults`` is the
     median number of minor page faults per call (None where the OS does not count them): memory the
-    call touched for the first time, which the kernel has to map and zero while the call waits.
+    call touched for the first time, which the kernel has to map and zero while the call waits. A
+    fault on a huge page counts once, so on huge pages the count understates the memory.
     """
     times = {label: [] for label, _ in fns}
     faults = {label: [] for label, _ in fns}
