@@ -19,7 +19,8 @@ The contenders of one size and cell are timed in turn, in four interleaved round
 Reported per row: median and min over ``--repeats`` runs, microseconds per timestep, achieved
 GFLOP/s (matmul FLOPs only: forward ``2 T B (I + H) G`` with G = 4H, 3H or H; train 3x that) as a
 fraction of this machine's float32 matmul roof measured in the same run, the compile time and XLA's
-peak memory of the JAX contenders' training step (shown on both of their rows), and the ratio
+peak memory of the JAX contenders' training step (shown on both of their rows), the memory a call
+touches for the first time (minor page faults: see ``interleaved``), and the ratio
 ``time / rnnlab's default time`` (above 1: rnnlab is faster). The table is printed last and written
 with the machine to ``--out`` (JSON).
 This is a benchmark, not a test: ``make test`` and CI never run it.
