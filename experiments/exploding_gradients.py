@@ -208,6 +208,21 @@ def _jacobian_by_lag(cell, params, xs) -> np.ndarray:
     return np.asarray(top(params), np.float64)[:, ::-1]
 
 
+def last_finite(series: np.ndarray) -> np.ndarray:
+    """Per model, the last finite value of an ``(S, N)`` series (NaN where there is none).
+
+    A model's rows after it finished training are NaN (:class:`rnnlab.fit.FitResult`), so its last
+    finite row is its value at the end of its own run.
+
+    Example:
+        >>> last_finite(np.array([[1.0, 2.0], [3.0, np.nan]]))
+        array([3., 2.])
+    """
+    finite = np.isfinite(series)
+    rows = series.shape[0] - 1 - np.argmax(finite[::-1], axis=0)
+    return np.where(finite.any(axis=0), series[rows, np.arange(series.shape[1])], np.nan)
+
+
 def summarize(run: protocols.TaskRun, config: Config, cell, task, length: int, radius: float, clip: str) -> tuple:
     """The results.json entry of one run, and the arrays kept in its ``.npz``."""
     metric = run.test[run.metric]
@@ -243,7 +258,7 @@ def summarize(run: protocols.TaskRun, config: Config, cell, task, length: int, r
         "cliffs_with_sigma_above_1_over_gamma": int(np.sum(all_at > 1.0 / GAMMA)),
         "cliffs_total": int(all_at.size),
         "sigma_max_init": runs.seed_stats(sigma[0]),
-        "sigma_max_final": runs.seed_stats(sigma[-1]),
+        "sigma_max_final": runs.seed_stats(last_finite(sigma)),
         "jacobian_top_sv_by_lag": {k: runs.seed_stats(v[:, -1]) for k, v in jac.items()},
         "steps_run": run.steps,
         "seconds": run.seconds,

@@ -4,10 +4,10 @@
 :func:`rnnlab.train.init_seeds`) with ``jax.vmap``, running ``eval_every`` steps per call as one
 ``jax.lax.scan`` (sampling each step's batch inside the compiled program), then evaluates every
 model on a fixed held-out batch. It records the training curves, keeps each model's parameters
-from its best evaluation, stops early when every model has stopped improving or reached a target,
-and reports non-finite losses with their step and model: a model whose loss or gradient is not
-finite is either stopped and marked failed (``on_nonfinite="stop"``) or has that update skipped
-(``"skip"``).
+from its best evaluation, freezes a model once it has stopped improving (``patience``) or reached a
+target, stops early when every model has, and reports non-finite losses with their step and model:
+a model whose loss or gradient is not finite is either stopped and marked failed
+(``on_nonfinite="stop"``) or has that update skipped (``"skip"``).
 
 Long runs: with a :class:`~rnnlab.checkpoint.Checkpointer` (or inside a
 :func:`rnnlab.checkpoint.scope`) the loop's whole state is saved at its evaluations and a new call
@@ -16,8 +16,9 @@ and curves, bit for bit, as a run that was never interrupted. With a ``mesh``
 (:mod:`rnnlab.distributed`) the models, and optionally each model's batch, are split over devices.
 
 Determinism: everything is a function of the per-model ``keys``; model ``n``'s step ``s`` uses
-``fold_in(keys[n], s)`` for its batch and dropout, so a model's run does not depend on which other
-models share the program (tests hold the vmapped run equal to separate runs).
+``fold_in(keys[n], s)`` for its batch and dropout, and a finished model is frozen while the others
+train on, so a model's run does not depend on which other models share the program (tests hold the
+vmapped run equal to separate runs, with and without early stopping).
 """
 
 from __future__ import annotations
@@ -45,9 +46,11 @@ class FitResult(NamedTuple):
     Attributes:
         params: each model's parameters at its best evaluation of ``monitor`` (its initial
             parameters if no evaluation improved on the one at step 0).
-        state: the final :class:`~rnnlab.train.TrainState` of every model.
+        state: each model's :class:`~rnnlab.train.TrainState` at the end of its run: at the
+            evaluation where it finished (patience, target or a non-finite step), else at step S.
         history: numpy arrays. ``"step"`` ``(S,)`` the training steps 1..S, and per train-step
-            metric ``"train/<name>"`` ``(S, N)`` (``loss``, ``grad_norm`` before clipping, ...);
+            metric ``"train/<name>"`` ``(S, N)`` (``loss``, ``grad_norm`` before clipping, ...;
+            NaN at the steps after a model finished, which it did not train);
             ``"eval_step"`` ``(E,)`` the steps at which the held-out set was evaluated (0 first),
             and ``"eval/<name>"`` ``(E, N)`` for every metric ``eval_fn`` returns.
         best_step: ``(N,)`` the step of each model's best evaluation.
@@ -287,11 +290,19 @@ def fit(
         bar.update(done, f"resumed at step {done}")
     while done < steps and not (done and finished_now().all()):
         length = min(eval_every, steps - done)
+        # A finished model is frozen: the chunk's steps for it are discarded, so its state, best parameters
+        # and scores are those of a run that stopped there, whatever the other models still do.
+        # (The first chunk always runs, as it would for the model alone.)
+        active = ~finished_now() if done else np.ones(n, bool)
+        previous = states
         states, metrics = run_chunk(states, keys, jnp.asarray(done + 1, jnp.int32), length)
         metrics = {k: np.asarray(v) for k, v in distributed.to_host(metrics).items()}
+        if not active.all():
+            states = _tree_select(jnp.asarray(active), states, previous)
+            metrics = {k: np.where(active, v, np.nan) if v.dtype.kind == "f" else v for k, v in metrics.items()}
         for k, v in metrics.items():
             train_hist.setdefault(k, []).append(v)
-        bad = ~(np.isfinite(metrics["loss"]) & np.isfinite(metrics["grad_norm"]))
+        bad = ~(np.isfinite(metrics["loss"]) & np.isfinite(metrics["grad_norm"])) & active
         fresh = bad.any(axis=0) & (diverged_step < 0)
         if on_nonfinite == "skip":
             fresh &= skipped == 0  # one warning per model; the count says how many followed
@@ -316,13 +327,13 @@ def fit(
             evals[k].append(v)
         eval_steps.append(done)
         value = now[monitor]
-        improved = np.isfinite(value) & (value < best - min_delta)
+        improved = active & np.isfinite(value) & (value < best - min_delta)
         best_params = _tree_select(jnp.asarray(improved), states.params, best_params)
         best = np.where(improved, value, best)
         best_step = np.where(improved, done, best_step)
-        bad_evals = np.where(improved, 0, bad_evals + 1)
+        bad_evals = np.where(improved, 0, bad_evals + active)
         if target is not None:
-            solved_step = np.where((solved_step < 0) & (value <= target), done, solved_step)
+            solved_step = np.where(active & (solved_step < 0) & (value <= target), done, solved_step)
         bar.update(done, f"{monitor} best {np.min(best):.4g} median {np.median(value):.4g}")
         if checkpoint is not None:
             loop = {

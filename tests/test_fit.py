@@ -64,6 +64,26 @@ def test_models_trained_together_equal_separate_runs_and_reruns_are_identical():
     np.testing.assert_array_equal(together.history["train/loss"], again.history["train/loss"])
 
 
+def test_a_finished_model_is_frozen_while_the_others_train_on():
+    # Learning rates 3e-2 and 3e-4: with patience 1 the first model finishes well before the second.
+    keys = jax.random.split(jax.random.key(4), 2)
+    rates = jnp.asarray([3e-2, 3e-4])
+    kw = {"steps": 60, "eval_every": 4, "patience": 1, "min_delta": 1e-3}
+    together = _fit(keys, learning_rates=rates, **kw)
+    alone = [_fit(keys[n : n + 1], learning_rates=rates[n : n + 1], **kw) for n in range(2)]
+    assert alone[0].steps < alone[1].steps == together.steps  # otherwise the test shows nothing
+    for n, one in enumerate(alone):
+        assert together.best_step[n] == one.best_step[0]
+        np.testing.assert_allclose(together.best[n], one.best[0], rtol=2e-5)
+        for a, b in zip(jax.tree.leaves(_model(together.params, n)), jax.tree.leaves(_model(one.params, 0))):
+            np.testing.assert_allclose(a, b, rtol=2e-5, atol=1e-6)
+        for a, b in zip(jax.tree.leaves(_model(together.state, n)), jax.tree.leaves(_model(one.state, 0))):
+            np.testing.assert_allclose(a, b, rtol=2e-5, atol=1e-6)
+        loss = together.history["train/loss"][:, n]
+        np.testing.assert_allclose(loss[: one.steps], one.history["train/loss"][:, 0], rtol=2e-5, atol=1e-7)
+        assert np.isnan(loss[one.steps :]).all()  # the steps it did not train
+
+
 def test_learning_rate_grid_equals_one_run_per_rate():
     key = jax.random.key(1)
     rates = [1e-3, 3e-2]
