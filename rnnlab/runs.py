@@ -15,9 +15,9 @@ import math
 import os
 import pathlib
 import platform
+import secrets
 import shutil
 import sys
-import tempfile
 from typing import Any
 
 import numpy as np
@@ -45,7 +45,7 @@ def atomic_write(path, data: bytes | str) -> pathlib.Path:
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
     raw = data.encode() if isinstance(data, str) else data
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = _create_temporary(path)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(raw)
@@ -57,6 +57,19 @@ def atomic_write(path, data: bytes | str) -> pathlib.Path:
             os.unlink(tmp)
         raise
     return path
+
+
+def _create_temporary(path: pathlib.Path) -> tuple[int, str]:
+    """A new file beside ``path``, opened for writing, with the mode the process's umask gives a new file.
+
+    (``tempfile.mkstemp`` would make it 0600, and the rename would carry that over to the result.)
+    """
+    while True:
+        tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), str(tmp)
+        except FileExistsError:
+            continue
 
 
 def to_jsonable(obj: Any) -> Any:

@@ -30,6 +30,16 @@ def test_atomic_write_replaces_whole_files_and_leaves_nothing_behind_on_failure(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["results.json"]
 
 
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_written_files_get_the_mode_the_umask_gives_a_new_file(tmp_path, umask):
+    old = os.umask(umask)
+    try:
+        path = runs.write_json(tmp_path / "results.json", {"a": 1})
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
 def test_npz_round_trip_without_pickle(tmp_path):
     runs.write_npz(tmp_path / "h.npz", loss=np.ones((3, 2)), step=np.arange(3))
     with np.load(tmp_path / "h.npz", allow_pickle=False) as h:
