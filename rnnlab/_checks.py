@@ -6,6 +6,7 @@ tracing and names the argument, the expected value and the actual one.
 
 from __future__ import annotations
 
+import math
 import numbers
 from collections.abc import Iterable
 
@@ -54,6 +55,14 @@ def real_number(where: str, name: str, value) -> float:
         raise ValueError(
             f"{where}: {name} must be a real number in the float range; got an int of {int(value).bit_length()} bits"
         ) from None
+
+
+def nonnegative(where: str, name: str, value) -> float:
+    """Returns ``value`` as a float, raising unless it is a finite real number >= 0 (so not NaN)."""
+    number = real_number(where, name, value)
+    if not (number >= 0 and math.isfinite(number)):
+        raise ValueError(f"{where}: {name} must be a finite number >= 0; got {value}")
+    return number
 
 
 def is_concrete(x) -> bool:

@@ -211,6 +211,10 @@ def fit(
         _checks.positive_int(where, "patience", patience)
     if target is not None:
         target = _checks.real_number(where, "target", target)
+        if math.isnan(target):
+            raise ValueError(f"{where}: target must be a number (a model is finished once monitor <= target); got nan")
+    min_delta = _checks.nonnegative(where, "min_delta", min_delta)
+    l1, l2 = _checks.nonnegative(where, "l1", l1), _checks.nonnegative(where, "l2", l2)
     _checks.choice(where, "on_nonfinite", on_nonfinite, ("stop", "skip"))
     if not hasattr(keys, "shape") or keys.ndim != 1:
         raise ValueError(f"{where}: keys must be a (N,) array of PRNG keys; got {getattr(keys, 'shape', keys)!r}")
@@ -235,7 +239,7 @@ def fit(
         states, keys = distributed.shard_models((states, keys), mesh, where=where)
 
     run_chunk = _chunk_runner(
-        loss_fn, sample_fn, optimizer, float(l1), float(l2), watch, on_nonfinite == "skip", mesh
+        loss_fn, sample_fn, optimizer, l1, l2, watch, on_nonfinite == "skip", mesh
     )  # fmt: skip
 
     def eval_now(params):

@@ -41,6 +41,14 @@ from rnnlab import _checks
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "rmsprop", "adagrad", "adam", "adamw")
 CLIPS = (None, "global_norm", "value")
 SCHEDULES = ("constant", "cosine", "exponential", "warmup_cosine")
+# (field, the names that read it, the config field that names the rule)
+_USED_BY = (
+    ("momentum", ("momentum", "nesterov"), "name"),
+    ("decay", ("rmsprop",), "name"),
+    ("weight_decay", ("adamw",), "name"),
+    ("warmup_steps", ("warmup_cosine",), "schedule"),
+    ("decay_rate", ("exponential",), "schedule"),
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,16 +59,21 @@ class OptimizerConfig:
         name: ``"sgd"``, ``"momentum"``, ``"nesterov"`` (Nesterov momentum), ``"rmsprop"``,
             ``"adagrad"``, ``"adam"`` or ``"adamw"``.
         learning_rate: peak learning rate > 0.
-        momentum: for ``momentum``/``nesterov`` (and rmsprop's optional momentum); default 0.9.
+        momentum: for ``momentum``/``nesterov``; default 0.9.
         decay: rmsprop's squared-gradient decay; default 0.9.
         weight_decay: decoupled weight decay for ``adamw``.
+
+        A field that the chosen optimizer or schedule does not read (``momentum`` for ``adam``,
+        ``warmup_steps`` for ``cosine``, ...) must keep its default: a config that sets one is
+        refused rather than run without it.
         clip: ``None``, ``"global_norm"`` (rescale the gradient so its global L2 norm is at most
             ``clip_value``; Pascanu et al. 2013) or ``"value"`` (clip every component to
             ``[-clip_value, clip_value]``).
         clip_value: threshold of the clip, > 0.
         schedule: ``"constant"``, ``"cosine"`` (decay to 0 over ``total_steps``), ``"exponential"``
-            (``decay_rate`` per ``total_steps``) or ``"warmup_cosine"`` (linear warm-up over
-            ``warmup_steps``, then cosine).
+            (``decay_rate`` per ``total_steps``) or ``"warmup_cosine"`` (linear warm-up from 0 over
+            ``warmup_steps``, then cosine to 0 at ``total_steps``; with no warm-up, the cosine
+            schedule).
         total_steps, warmup_steps, decay_rate: schedule parameters.
     """
 
@@ -99,6 +112,18 @@ class OptimizerConfig:
         warmup = self.warmup_steps
         if isinstance(warmup, bool) or not isinstance(warmup, numbers.Integral) or warmup < 0:
             raise ValueError(f"{where}: warmup_steps must be an int >= 0; got {warmup!r}")
+        if self.schedule == "warmup_cosine" and not warmup < self.total_steps:
+            raise ValueError(
+                f"{where}: warmup_steps ({warmup}) must be < total_steps ({self.total_steps}), which includes it"
+            )
+        # A field the chosen rule does not read would be ignored silently: it must keep its default.
+        defaults = {f.name: f.default for f in dataclasses.fields(self)}
+        for field, used_by, chosen in _USED_BY:
+            if getattr(self, chosen) not in used_by and getattr(self, field) != defaults[field]:
+                raise ValueError(
+                    f"{where}: {field}={getattr(self, field)!r} is used only with {chosen} in {used_by}; "
+                    f"got {chosen}={getattr(self, chosen)!r}, which ignores it (leave {field} at {defaults[field]!r})"
+                )
 
     @classmethod
     def from_dict(cls, config: dict) -> OptimizerConfig:
@@ -118,7 +143,59 @@ def make_schedule(config: OptimizerConfig) -> optax.Schedule:
         return optax.cosine_decay_schedule(lr, n)
     if config.schedule == "exponential":
         return optax.exponential_decay(lr, n, config.decay_rate)
-    return optax.warmup_cosine_decay_schedule(0.0, lr, max(config.warmup_steps, 1), max(n, config.warmup_steps + 1))
+    if config.warmup_steps == 0:
+        return optax.cosine_decay_schedule(lr, n)
+    return optax.warmup_cosine_decay_schedule(0.0, lr, config.warmup_steps, n)
+
+
+def global_norm(tree) -> jax.Array:
+    """The global L2 norm ``sqrt(sum_i x_i^2)`` over every entry of ``tree``, finite where every entry is.
+
+    It is ``optax.tree.norm(tree)``, except where the sum of squares overflows (a norm above about
+    1.8e19 in float32) though every entry is finite: there it is ``m sqrt(sum_i (x_i / m)^2)``
+    with ``m = max_i |x_i|``. A NaN entry gives NaN and an infinite one inf, as before.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from rnnlab import train
+        >>> float(train.global_norm({"a": jnp.array([3.0]), "b": jnp.array([[4.0]])}))
+        5.0
+        >>> x = jnp.array([3e30, 4e30])                  # float32: the squares overflow
+        >>> float(jnp.sqrt(jnp.sum(x**2))), round(float(train.global_norm(x)) / 1e30, 4)
+        (inf, 5.0)
+    """
+    plain = optax.tree.norm(tree)
+    leaves = [x for x in jax.tree.leaves(tree) if jnp.size(x)]
+    if not leaves:
+        return plain
+    peak = jnp.max(jnp.stack([jnp.max(jnp.abs(x)).astype(plain.dtype) for x in leaves]))
+    scale = jnp.where((peak > 0) & jnp.isfinite(peak), peak, 1.0)
+    scaled = scale * optax.tree.norm(jax.tree.map(lambda x: x / scale.astype(jnp.result_type(x)), tree))
+    return jnp.where(jnp.isfinite(plain) | ~jnp.isfinite(peak), plain, scaled)
+
+
+def clip_by_global_norm(max_norm: float) -> optax.GradientTransformation:
+    """Rescales the update ``g`` to ``g max_norm / ||g||`` where ``||g|| > max_norm`` (Pascanu et al. 2013).
+
+    ``optax.clip_by_global_norm``'s rule with :func:`global_norm`, so a finite gradient whose
+    squares overflow is clipped to ``max_norm`` rather than zeroed by a norm of inf.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from rnnlab import train
+        >>> clip = train.clip_by_global_norm(1.0)
+        >>> g, _ = clip.update(jnp.array([3e30, 4e30]), clip.init(None))
+        >>> [round(float(v), 4) for v in g]
+        [0.6, 0.8]
+    """
+
+    def update(updates, state, params=None):
+        del params
+        norm = global_norm(updates)
+        inside = norm < max_norm
+        return jax.tree.map(lambda t: jax.lax.select(inside, t, (t / norm.astype(t.dtype)) * max_norm), updates), state
+
+    return optax.GradientTransformation(lambda params: optax.EmptyState(), update)
 
 
 def make_optimizer(config: OptimizerConfig) -> optax.GradientTransformation:
@@ -153,7 +230,7 @@ def make_optimizer(config: OptimizerConfig) -> optax.GradientTransformation:
         }[config.name]()
         clip = {
             None: optax.identity,
-            "global_norm": lambda: optax.clip_by_global_norm(config.clip_value),
+            "global_norm": lambda: clip_by_global_norm(config.clip_value),
             "value": lambda: optax.clip(config.clip_value),
         }[config.clip]()
         return optax.chain(clip, optimizer)
@@ -239,8 +316,7 @@ def make_train_step(
         what ``watch`` returns.
     """
     for name, value in (("l1", l1), ("l2", l2)):
-        if _checks.real_number("make_train_step", name, value) < 0:
-            raise ValueError(f"make_train_step: {name} must be >= 0; got {value}")
+        _checks.nonnegative("make_train_step", name, value)
 
     def objective(params, batch, key):
         loss, aux = loss_fn(params, batch, key) if has_aux else (loss_fn(params, batch, key), None)
@@ -251,13 +327,13 @@ def make_train_step(
         (obj, (loss, pen, aux)), grads = jax.value_and_grad(objective, has_aux=True)(state.params, batch, key)
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
-        grad_norm = optax.tree.norm(grads)
+        grad_norm = global_norm(grads)
         metrics = {
             "loss": loss,
             "penalty": pen,
             "objective": obj,
             "grad_norm": grad_norm,
-            "update_norm": optax.tree.norm(updates),
+            "update_norm": global_norm(updates),
         }
         if skip_nonfinite:
             # The norm of a gradient with any NaN or inf leaf is itself NaN or inf.
@@ -303,9 +379,7 @@ class EarlyStopping(NamedTuple):
     @classmethod
     def create(cls, patience: int, min_delta: float = 0.0) -> EarlyStopping:
         _checks.positive_int("EarlyStopping", "patience", patience)
-        if _checks.real_number("EarlyStopping", "min_delta", min_delta) < 0:
-            raise ValueError(f"EarlyStopping: min_delta must be >= 0; got {min_delta}")
-        return cls(patience, float(min_delta), math.inf, -1, 0)
+        return cls(patience, _checks.nonnegative("EarlyStopping", "min_delta", min_delta), math.inf, -1, 0)
 
     def update(self, value: float, step: int) -> EarlyStopping:
         value = float(value)

@@ -1,6 +1,7 @@
 """The training loop: vmapped models equal separate runs, learning-rate grids, early stopping, NaN reports."""
 
 import functools
+import math
 import warnings
 
 import jax
@@ -159,6 +160,11 @@ def test_bad_arguments_are_named():
         fit.fit(*args, states, keys, opt, steps=4, monitor="accuracy", progress=False)
     with pytest.raises(ValueError, match=r"steps must be"):
         fit.fit(*args, states, keys, opt, steps=0, progress=False)
+    for name, value in (("min_delta", -1.0), ("min_delta", math.nan), ("l2", math.nan), ("l1", -0.1)):
+        with pytest.raises(ValueError, match=rf"fit: {name} must be a finite number >= 0; got {value}"):
+            fit.fit(*args, states, keys, opt, steps=4, progress=False, **{name: value})
+    with pytest.raises(ValueError, match=r"fit: target must be a number .*got nan"):
+        fit.fit(*args, states, keys, opt, steps=4, target=math.nan, progress=False)
     with pytest.raises(ValueError, match=r"learning_rates must have shape \(2,\)"):
         train.init_seeds(lambda k: MODEL.init(k, TASK.input_size), keys, opt, learning_rates=[1e-3])
     with pytest.raises(ValueError, match=r"learning_rates must all be > 0"):

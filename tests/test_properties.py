@@ -367,8 +367,27 @@ OPT_VALID = {
     "total_steps": st.integers(1, 10_000),
     "warmup_steps": st.integers(0, 100),
 }
+
+
+def _consistent(kwargs: dict) -> dict:
+    """``kwargs`` without the fields its optimizer and schedule ignore (which OptimizerConfig refuses to set)."""
+    name, schedule = kwargs.get("name", "adam"), kwargs.get("schedule", "constant")
+    kept = {
+        k: v for k, v in kwargs.items() if all(k != field or rule in used_by for field, used_by, rule in [
+            ("momentum", ("momentum", "nesterov"), name), ("decay", ("rmsprop",), name),
+            ("weight_decay", ("adamw",), name), ("warmup_steps", ("warmup_cosine",), schedule),
+            ("decay_rate", ("exponential",), schedule),
+        ])
+    }  # fmt: skip
+    if "warmup_steps" in kept:  # the warm-up is part of total_steps
+        kept["total_steps"] = max(kept.get("total_steps", 1000), kept["warmup_steps"] + 1)
+    return kept
+
+
 # A field added later has no valid strategy here: it keeps its default.
-opt_valid = st.fixed_dictionaries({}, optional={f: s for f, s in OPT_VALID.items() if f in OPT_FIELDS})
+opt_valid = st.fixed_dictionaries({}, optional={f: s for f, s in OPT_VALID.items() if f in OPT_FIELDS}).map(
+    _consistent
+)
 
 
 def _finite_number(value) -> bool:

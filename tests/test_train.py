@@ -47,6 +47,21 @@ def test_grad_norm_is_logged_before_clipping_and_clip_bounds_the_update():
     np.testing.assert_allclose(metrics["update_norm"], clip, rtol=1e-5)  # ...and the sgd step has norm lr * clip
 
 
+def test_a_finite_gradient_whose_squares_overflow_is_clipped_not_zeroed_or_skipped():
+    # Gradient 3e25 and 4e25: its norm, 5e25, is finite in float32, its squares are not.
+    opt = train.make_optimizer(train.OptimizerConfig("sgd", learning_rate=1.0, clip="global_norm", clip_value=1.0))
+    scale = jnp.array([3e25, 4e25])
+    step = train.make_train_step(lambda p, b, k: jnp.sum(p["w"] * scale), opt, skip_nonfinite=True)
+    new, metrics = step(train.init_state({"w": jnp.zeros(2)}, opt), None, jax.random.key(0))
+    np.testing.assert_allclose(float(metrics["grad_norm"]), 5e25, rtol=1e-6)
+    assert float(metrics["skipped"]) == 0.0
+    np.testing.assert_allclose(new.params["w"], [-0.6, -0.8], rtol=1e-6)  # the update has norm clip_value
+    # Non-finite stays non-finite: an inf component gives an inf norm, a NaN one NaN.
+    assert float(train.global_norm([jnp.array([1.0, jnp.inf])])) == np.inf
+    assert np.isnan(float(train.global_norm({"a": jnp.array([1e30, jnp.nan]), "b": jnp.zeros((2, 0))})))
+    assert float(train.global_norm([jnp.zeros(3)])) == 0.0
+
+
 def test_clip_by_value_bounds_every_component():
     step, state = _step(train.OptimizerConfig("sgd", learning_rate=1.0, clip="value", clip_value=1e-3), scale=100)
     new, _ = step(state, BATCH, jax.random.key(0))
@@ -104,7 +119,7 @@ def test_penalties_add_to_the_objective_and_spare_biases():
 @pytest.mark.parametrize("name", train.OPTIMIZERS)
 def test_each_optimizer_lowers_the_loss(name):
     lr = {"sgd": 0.05, "momentum": 0.02, "nesterov": 0.02, "adagrad": 0.1}.get(name, 0.01)
-    step, state = _step(train.OptimizerConfig(name, learning_rate=lr, weight_decay=1e-4))
+    step, state = _step(train.OptimizerConfig(name, learning_rate=lr, weight_decay=1e-4 if name == "adamw" else 0.0))
     first = None
     for k in range(15):
         state, metrics = step(state, BATCH, jax.random.key(k))
@@ -135,7 +150,10 @@ def test_schedules():
         train.make_schedule(train.OptimizerConfig(schedule="exponential", decay_rate=0.5, **cfg))(10), 0.5, rtol=1e-6
     )
     warm = train.make_schedule(train.OptimizerConfig(schedule="warmup_cosine", warmup_steps=4, **cfg))
-    np.testing.assert_allclose([warm(0), warm(2), warm(4)], [0.0, 0.5, 1.0], atol=1e-6)
+    np.testing.assert_allclose([warm(0), warm(2), warm(4), warm(7), warm(10)], [0.0, 0.5, 1.0, 0.5, 0.0], atol=1e-6)
+    # No warm-up is the cosine schedule: the first step has the peak rate.
+    cold = train.make_schedule(train.OptimizerConfig(schedule="warmup_cosine", warmup_steps=0, **cfg))
+    np.testing.assert_allclose([cold(0), cold(5), cold(10)], [1.0, 0.5, 0.0], atol=1e-6)
 
 
 @pytest.mark.parametrize(
@@ -148,6 +166,13 @@ def test_schedules():
         ({"momentum": 1.0}, ValueError, r"momentum must be in \[0, 1\); got 1.0"),
         ({"schedule": "linear"}, ValueError, r"schedule must be one of"),
         ({"total_steps": 0}, ValueError, r"total_steps must be a positive int; got 0"),
+        # A field the chosen rule ignores is refused, not dropped.
+        ({"name": "rmsprop", "momentum": 0.5}, ValueError, r"momentum=0.5 is used only with name in \('momentum', "),
+        ({"name": "adam", "weight_decay": 0.1}, ValueError, r"weight_decay=0.1 is used only with name in \('adamw',\)"),
+        ({"name": "adam", "decay": 0.99}, ValueError, r"decay=0.99 is used only with name in \('rmsprop',\)"),
+        ({"schedule": "cosine", "warmup_steps": 5}, ValueError, r"warmup_steps=5 is used only with schedule in"),
+        ({"decay_rate": 0.5}, ValueError, r"decay_rate=0.5 is used only with schedule in \('exponential',\)"),
+        ({"schedule": "warmup_cosine", "warmup_steps": 10, "total_steps": 10}, ValueError, r"must be < total_steps"),
     ],
 )
 def test_config_errors(kwargs, exc, pattern):

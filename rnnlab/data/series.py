@@ -51,8 +51,7 @@ def mackey_glass(
     for name, value in (("tau", tau), ("dt", dt), ("sample_every", sample_every)):
         if not _checks.real_number(where, name, value) > 0:
             raise ValueError(f"{where}: {name} must be > 0; got {value}")
-    if _checks.real_number(where, "warmup", warmup) < 0:
-        raise ValueError(f"{where}: warmup must be >= 0; got {warmup}")
+    _checks.nonnegative(where, "warmup", warmup)
     lag, every = round(tau / dt), round(sample_every / dt)
     if abs(lag * dt - tau) > 1e-9 * tau or abs(every * dt - sample_every) > 1e-9 * sample_every:
         raise ValueError(f"{where}: tau ({tau}) and sample_every ({sample_every}) must be whole multiples of dt ({dt})")
