@@ -435,11 +435,26 @@ def add_arguments(parser) -> None:
 
 
 def configure(config: Config, args, parser) -> Config:
+    """Applies the options of :func:`add_arguments`, and ties the learning-rate schedule to the run's steps.
+
+    The presets' schedules span their ``train.steps``; a ``--steps`` (or ``train.steps`` in ``--config``)
+    moves ``train.optimizer.total_steps`` with it, so the cosine still ends at the last step. A
+    ``total_steps`` set to neither the preset's value nor the run's steps exits with an error.
+    """
     changes = {k: getattr(args, k) for k in ("corpus", "separator", "level") if getattr(args, k) is not None}
     if args.corpus is not None and args.corpus not in CORPORA and not pathlib.Path(args.corpus).is_file():
         parser.error(f"--corpus: no file at {args.corpus}")
+    train = config.train
     if args.window is not None:
-        changes["train"] = dataclasses.replace(config.train, window=args.window)
+        train = dataclasses.replace(train, window=args.window)
+    opt = train.optimizer
+    if opt.total_steps not in (PRESETS[args.preset].train.optimizer.total_steps, train.steps):
+        parser.error(f"train.optimizer.total_steps = {opt.total_steps} differs from train.steps = {train.steps}: "
+                     "in char_lm the learning-rate schedule spans the run's steps; leave total_steps out")  # fmt: skip
+    try:
+        changes["train"] = dataclasses.replace(train, optimizer=dataclasses.replace(opt, total_steps=train.steps))
+    except ValueError as e:  # e.g. a warm-up no shorter than the run
+        parser.error(f"train.steps = {train.steps}, the schedule's total_steps: {e}")
     return dataclasses.replace(config, **changes)
 
 

@@ -345,10 +345,10 @@ def make_plots(results: dict, out: pathlib.Path) -> list[pathlib.Path]:
     fig, axes = plt.subplots(1, len(lengths), figsize=(4.2 * len(lengths), 3.6), squeeze=False, layout="constrained")
     for ax, n in zip(axes[0], lengths):
         data = {INITS[i]: load(n, i) for i in inits}
-        first = next(iter(data.values()))
         curves = {label: z["eval.cross_entropy"] for label, z in data.items()}
+        steps = {label: z["eval_step"] for label, z in data.items()}  # a run whose seeds all stopped early is shorter
         base = _entry(results, n, inits[0])["baseline"]
-        plots.learning_curves(ax, first["eval_step"], curves, baseline=base, ylabel="validation cross-entropy",
+        plots.learning_curves(ax, steps, curves, baseline=base, ylabel="validation cross-entropy",
                               title=f"copy, T = {n}")  # fmt: skip
     axes[0, 0].legend(fontsize=8)
     fig.suptitle("LSTM learning curves by forget-gate init: median and min-max over seeds; dashed: memoryless baseline")

@@ -16,7 +16,8 @@ the MGU, and the 1997 LSTM (no forget gate, no peepholes).
 For every (task, architecture), ``lr_trials`` peak learning rates are drawn log-uniformly from
 ``lr_range`` (the same draws for every architecture) and each is trained with ``seeds`` seeds, all
 ``seeds x lr_trials`` models in one program. An architecture's score on a task is its test metric
-at its best learning rate (lowest median validation score over seeds), with the spread over
+at its best learning rate (lowest median over seeds of the validation score of the parameters each
+model kept, those of its lowest validation loss), with the spread over
 seeds; each architecture is compared with the vanilla LSTM at their best rates by Welch's t-test
 over seeds, as Greff et al. do over their best trials.
 
@@ -162,14 +163,27 @@ PRESETS = {
 }
 
 
-def _best_validation(curve: np.ndarray) -> np.ndarray:
-    """Per model, the lowest finite validation score of an ``(E, N)`` curve (inf if none)."""
-    finite = np.where(np.isfinite(curve), curve, np.inf)
-    return finite.min(axis=0)
+def kept_validation(history: dict, monitor: str, score: str) -> np.ndarray:
+    """Per model, the validation ``score`` of the parameters it kept (inf where not finite).
+
+    :func:`rnnlab.fit.fit` keeps a model's parameters at the first evaluation with its lowest finite
+    ``monitor`` (a later one only if strictly lower; the one at step 0 if none is finite), so the
+    score is read at that evaluation of the ``(E, N)`` history, not at the best of ``score`` itself.
+
+    Example:
+        >>> h = {"eval/cross_entropy": np.array([[0.9], [0.5], [0.6]]),
+        ...      "eval/error_rate": np.array([[0.5], [0.3], [0.1]])}
+        >>> kept_validation(h, "cross_entropy", "error_rate")
+        array([0.3])
+    """
+    m = np.asarray(history[f"eval/{monitor}"], np.float64)
+    rows = np.argmin(np.where(np.isfinite(m), m, np.inf), axis=0)
+    v = np.asarray(history[f"eval/{score}"], np.float64)[rows, np.arange(m.shape[1])]
+    return np.where(np.isfinite(v), v, np.inf)
 
 
 def best_rate(val: np.ndarray) -> int:
-    """The learning rate (column of ``val (seeds, K)``) with the lowest median best validation score.
+    """The learning rate (column of ``val (seeds, K)``) with the lowest median validation score.
 
     Example:
         >>> best_rate(np.array([[0.5, 0.2, 0.9], [0.4, 0.3, 0.1], [0.6, 0.25, 0.8]]))
@@ -202,7 +216,8 @@ def summarize(run: protocols.TaskRun, config: Config, task, cell_id: str, lrs: n
     score, _ = SCORES[task.kind]
     k, s = lrs.size, config.train.seeds
     test = run.test[score].reshape(s, k)  # seed-major: model s * K + j is seed s at rate j
-    val = _best_validation(run.history[f"eval/{score}"]).reshape(s, k)
+    # The validation score of the parameters whose test score is reported, so that both come from one evaluation.
+    val = kept_validation(run.history, config.train.stop_metric or run.metric, score).reshape(s, k)
     j = best_rate(val)
     entry = {
         "task": task.name,
@@ -360,9 +375,10 @@ def report(results: dict) -> str:
         f"readout; {cfg['lr_trials']} Adam learning rates per task drawn log-uniformly from "
         f"[{cfg['lr_range'][0]:g}, {cfg['lr_range'][1]:g}] (the same for every architecture), each with "
         f"{tr['seeds']} seeds; batch {tr['batch_size']}, at most {tr['steps']} steps, gradient norm clipped at "
-        f"{tr['optimizer']['clip_value']}, each model's best validation parameters kept. Score: the test metric at "
-        "the architecture's best learning rate (lowest median best validation score), mean ± standard deviation "
-        "over seeds; p: Welch's t-test against the vanilla LSTM at its best rate.",
+        f"{tr['optimizer']['clip_value']}, each model's parameters kept at its lowest validation "
+        f"{tr['stop_metric'] or 'loss'}. Score: the test metric at the architecture's best learning rate (lowest "
+        "median validation score of the kept parameters), mean ± standard deviation over seeds; p: Welch's t-test "
+        "against the vanilla LSTM at its best rate.",
         "",
         experiment.machine_line(results),
         "",
@@ -436,10 +452,22 @@ def report(results: dict) -> str:
     return "\n".join(lines)
 
 
+def configure(config: Config, args, parser) -> Config:
+    """Refuses a learning rate: this experiment draws its own from ``lr_range`` (the preset's rate is unused)."""
+    preset_lr = PRESETS[args.preset].train.optimizer.learning_rate
+    if args.lr is not None or config.train.optimizer.learning_rate != preset_lr:
+        given = f"--lr {args.lr:g}" if args.lr is not None else "train.optimizer.learning_rate"
+        parser.error(
+            f"{given}: lstm_variants draws {config.lr_trials} learning rates per task log-uniformly from lr_range "
+            f"{tuple(config.lr_range)}; set lr_range (and lr_trials) in --config instead"
+        )
+    return config
+
+
 def main(argv=None) -> dict:
     return cli.main(
         argv, description=__doc__.splitlines()[0], presets=PRESETS, run_experiment=run_experiment,
-        findings=findings, make_plots=make_plots, report=report,
+        findings=findings, make_plots=make_plots, report=report, configure=configure,
     )  # fmt: skip
 
 

@@ -289,8 +289,8 @@ def make_plots(results: dict, out: pathlib.Path) -> list[pathlib.Path]:
         curves = {
             k: np.pad(c, ((0, len(steps) - len(c)), (0, 0)), constant_values=np.nan) for k, (_, c) in loaded.items()
         }
-        plots.learning_curves(ax, steps * cfg["train"]["batch_size"], curves, ylabel="validation sequences wrong",
-                              log=False, title=f"T = {n}")  # fmt: skip
+        plots.learning_curves(ax, steps * cfg["train"]["batch_size"], curves, log=False, title=f"T = {n}",
+                              ylabel="share of validation sequences wrong")  # fmt: skip
         ax.set_xlabel("training sequences")
         if n in PUBLISHED:
             ax.axvline(PUBLISHED[n][0], color="k", ls=":", lw=1, label="1997")

@@ -52,7 +52,7 @@ def gradient_flow(ax, curves: dict, *, title: str = "", styles: dict | None = No
         kw = {"color": palette[label], "lw": 1.5, **((styles or {}).get(label, {}))}
         ax.plot(lag, shown, label=label, **kw)
     ax.set_yscale("log")
-    ax.set_xlabel("lag T - t (steps)")
+    ax.set_xlabel("lag T - 1 - t (steps)")
     ax.set_ylabel(ylabel or r"$\|\partial L / \partial h_t\|$")
     ax.set_title(title)
     ax.grid(True, which="major", alpha=0.3)
@@ -87,14 +87,26 @@ def versus_length(ax, lengths, values: dict, *, spread: dict | None = None, base
 
 
 def learning_curves(ax, steps, curves: dict, *, baseline=None, ylabel="", log=True, title=""):
-    """Median over models (line) and min-max band of ``{label: (E, N)}`` curves against ``steps (E,)``."""
+    """Median over models (line) and min-max band of ``{label: (E, N)}`` curves against their steps.
+
+    ``steps`` is one ``(E,)`` array for every curve (its first ``E`` entries for a curve of ``E``
+    evaluations), or ``{label: (E,)}``, each curve's own (runs that stopped at different steps).
+
+    Raises:
+        ValueError: a curve with more evaluations than its steps.
+    """
     palette = colors(list(curves))
-    steps = np.asarray(steps)
     for label, c in curves.items():
         c = np.asarray(c, np.float64)
         if c.ndim == 1:
             c = c[:, None]
-        s = steps[: c.shape[0]]
+        s = np.asarray(steps[label] if isinstance(steps, dict) else steps)
+        if s.shape[0] < c.shape[0]:
+            raise ValueError(
+                f"learning_curves: {label!r} has {c.shape[0]} evaluations but only {s.shape[0]} steps; "
+                "pass each curve's own steps as {label: steps}"
+            )
+        s = s[: c.shape[0]]
         with warnings.catch_warnings():  # a step where every model diverged is left blank
             warnings.simplefilter("ignore", RuntimeWarning)
             lo, mid, hi = np.nanmin(c, axis=1), np.nanmedian(c, axis=1), np.nanmax(c, axis=1)

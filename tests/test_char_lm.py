@@ -1,5 +1,6 @@
 """The character-level language-model experiment: a tiny run on a generated corpus, and its corpus options."""
 
+import argparse
 import json
 
 import experiment_module
@@ -49,3 +50,29 @@ def test_corpus_options(cl, tmp_path, capsys):
     prepared = cl.Prepared(config)
     assert prepared.vocab.size == 256 and len(prepared.splits["stream"][0].ids) == round(0.8 * len(corpus.read_bytes()))
     assert prepared.splits["separated"][0].starts.sum() > 1  # documents at every blank line
+
+
+def _configure(cl, argv):
+    from rnnlab import cli
+
+    parser = argparse.ArgumentParser()
+    cli.add_common_arguments(parser, cl.PRESETS)
+    cl.add_arguments(parser)
+    args = parser.parse_args(argv)
+    return cl.configure(cli.apply_common_arguments(cl.PRESETS[args.preset], args, parser), args, parser)
+
+
+def test_the_cosine_schedule_follows_the_run_steps(cl, tmp_path, capsys):
+    from rnnlab.train import make_schedule
+
+    config = _configure(cl, ["--preset", "quick", "--steps", "6000"])
+    assert config.train.steps == config.train.optimizer.total_steps == 6000
+    schedule = make_schedule(config.train.optimizer)
+    assert float(schedule(3000)) == pytest.approx(config.train.optimizer.learning_rate / 2)  # half-way, not 0
+    file = tmp_path / "run.toml"
+    file.write_text("[train]\nsteps = 500\n")
+    assert _configure(cl, ["--preset", "quick", "--config", str(file)]).train.optimizer.total_steps == 500
+    file.write_text("[train]\nsteps = 500\n[train.optimizer]\ntotal_steps = 700\n")
+    with pytest.raises(SystemExit):
+        _configure(cl, ["--preset", "quick", "--config", str(file)])
+    assert "total_steps = 700 differs from train.steps = 500" in capsys.readouterr().err

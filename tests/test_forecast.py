@@ -59,3 +59,18 @@ def test_tiny_run_scores_baselines_and_models_on_the_test_tail(fc, tmp_path):
     f = results["findings"]["mackey_glass H=2"]
     assert f["best_baseline"] in ("persistence", "linear AR") and isinstance(f["beats_baseline"], bool)
     assert "| persistence |" in (out / "report.md").read_text()
+
+
+def _run(model, mapping, validation, rmse, series="sunspots", horizon=1):
+    entry = {"series": series, "horizon": horizon, "model": model, "mapping": mapping,
+             "rmse": {"mean": rmse, "std": 0.0, "max": rmse}}  # fmt: skip
+    return entry if validation is None else {**entry, "validation_mse_z": [validation]}
+
+
+def test_findings_choose_models_on_validation_and_compare_their_test_scores(fc):
+    runs = [_run("persistence", "-", 2.0, 0.8), _run("linear_ar", "-", 0.1, 1.0),
+            _run("lstm", "many_to_one", 1.0, 0.5), _run("gru", "many_to_many", 0.5, 0.9)]  # fmt: skip
+    f = fc.findings({"config": {"horizons": {"sunspots": [1]}}, "runs": runs})["sunspots H=1"]
+    assert (f["best_model"], f["best_model_rmse"]) == ("GRU (many-to-many)", 0.9)  # not the LSTM, best on test
+    # The bar is the strongest baseline on the test windows: persistence (0.8), which the GRU does not beat.
+    assert (f["best_baseline"], f["best_baseline_rmse"], f["beats_baseline"]) == ("persistence", 0.8, False)

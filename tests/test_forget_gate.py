@@ -98,3 +98,32 @@ def test_bad_config_is_rejected(fg):
         fg.Config(**{**fg.PRESETS["tiny"].__dict__, "inits": ("bias9",)})
     with pytest.raises(ValueError, match=r"lengths must be \{'copy'"):
         fg.main(["--preset", "tiny", "--lengths", "adding=10", "--out", "/nonexistent"])
+
+
+def test_plots_draw_each_init_against_its_own_evaluation_steps(fg, tmp_path):
+    # The first init's seeds all stopped early (3 evaluations), the second trained on (5): no shared step axis.
+    (tmp_path / "runs").mkdir()
+    inits = ("bias0", "chrono")
+    for init, evals in zip(inits, (3, 5)):
+        rng = np.random.default_rng(evals)
+        np.savez(tmp_path / "runs" / f"{fg.run_name(4, init)}.npz", eval_step=np.arange(evals) * 10,
+                 **{"eval.cross_entropy": rng.uniform(0.5, 2.0, (evals, 2))},
+                 **{f"grad_{w}_cell": rng.uniform(0.1, 1.0, (2, 24)) for w in ("init", "trained")},
+                 **{f"timescale_{w}": rng.uniform(1.0, 50.0, (2, 3)) for w in ("init", "trained")})  # fmt: skip
+    results = {"config": {"lengths": {"copy": [4]}, "inits": list(inits)},
+               "runs": [{"length": 4, "init": i, "baseline": 1.0} for i in inits]}  # fmt: skip
+    assert [p.name for p in fg.make_plots(results, tmp_path)] == ["learning_curves.png", "gradient_flow.png",
+                                                                   "timescales.png"]  # fmt: skip
+
+
+def test_learning_curves_take_one_step_axis_per_curve_and_gradient_flow_labels_its_lag():
+    from rnnlab import plots
+
+    fig, (ax, bx) = plots.pyplot().subplots(1, 2)
+    plots.learning_curves(ax, {"a": [0, 10], "b": [0, 10, 20]}, {"a": np.ones((2, 3)), "b": np.ones((3, 3))})
+    assert [list(line.get_xdata()) for line in ax.lines] == [[0, 10], [0, 10, 20]]
+    with pytest.raises(ValueError, match=r"'b' has 3 evaluations but only 2 steps"):
+        plots.learning_curves(ax, [0, 10], {"b": np.ones((3, 3))})
+    plots.gradient_flow(bx, {"g": np.array([1e-3, 1e-2, 1e-1])})  # indexed by step t; the last step is lag 0
+    assert list(bx.lines[0].get_xdata()) == [0, 1, 2] and bx.get_xlabel() == "lag T - 1 - t (steps)"
+    plots.pyplot().close(fig)

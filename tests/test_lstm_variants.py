@@ -75,3 +75,22 @@ def test_tiny_run_writes_config_results_plots_and_report(lv, tmp_path):
     assert f["by_cell"]["vanilla"]["verdict"] == "reference" and set(f["ranking"]) == set(config.cells)
     report = (out / "report.md").read_text()
     assert "## temporal_order, T = 20" in report and "## Against Greff et al." in report
+
+
+def test_a_learning_rate_is_refused_as_the_rates_come_from_lr_range(lv, tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        lv.main(["--preset", "tiny", "--lr", "0.1", "--out", str(tmp_path / "x"), "--no-progress"])
+    assert "--lr 0.1: lstm_variants draws 2 learning rates per task log-uniformly from" in capsys.readouterr().err
+    file = tmp_path / "run.toml"
+    file.write_text("[train.optimizer]\nlearning_rate = 0.1\n")
+    with pytest.raises(SystemExit):
+        lv.main(["--preset", "tiny", "--config", str(file), "--out", str(tmp_path / "x"), "--no-progress"])
+    assert "train.optimizer.learning_rate: lstm_variants draws" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+
+
+def test_the_learning_rate_is_chosen_on_the_validation_score_of_the_kept_parameters(lv):
+    # Model 0 keeps its parameters at its lowest cross-entropy (step 1: error 0.4), not where its error is lowest.
+    history = {"eval/cross_entropy": np.array([[0.9, 0.8], [0.3, np.nan], [0.5, np.nan]]),
+               "eval/error_rate": np.array([[0.5, 0.6], [0.4, np.nan], [0.1, np.nan]])}  # fmt: skip
+    np.testing.assert_array_equal(lv.kept_validation(history, "cross_entropy", "error_rate"), [0.4, 0.6])

@@ -75,3 +75,34 @@ def test_config_names_what_is_wrong(sd):
     with pytest.raises(ValueError, match=r"reviews must be three ints >= 2 .*got \(10, 10\)"):
         dataclasses.replace(tiny, reviews=(10, 10))
     assert sentiment.VOCAB_SIZE == 30
+
+
+def _entry(task, variant, model, test, validation=None, **extra):
+    kind = "network" if model in ("lstm", "gru") else "baseline"
+    e = {"task": task, "variant": variant, "model": model, "kind": kind,
+         "accuracy": {"mean": test, "std": 0.0, "min": test, "per_seed": [test]}, **extra}  # fmt: skip
+    return e if validation is None else {**e, "validation_accuracy": [validation]}
+
+
+def test_findings_choose_models_on_validation_and_report_their_test_accuracy(sd):
+    same = {"max_logit_change_padded_2x": 0.0, "max_logit_change_garbage": 0.0}
+    for k in ("accuracy_padded_2x", "accuracy_garbage"):
+        same[k] = {"mean": 0.5, "per_seed": [0.5]}
+    runs = [_entry("digits", "plain", "logistic", 0.92), _entry("digits", "plain", "lstm", 0.95, 0.90),
+            _entry("digits", "plain", "gru", 0.91, 0.96),
+            _entry("reviews", "-", "bow", 0.70, 0.80), _entry("reviews", "-", "bigrams", 0.90, 0.75),
+            _entry("reviews", "masked", "lstm", 0.99, 0.80, **same),
+            _entry("reviews", "masked", "gru", 0.85, 0.95, **same)]  # fmt: skip
+    cfg = {"orders": ["plain"], "cells": ["lstm", "gru"], "review_cells": ["lstm", "gru"], "variants": ["masked"]}
+    f = sd.findings({"config": cfg, "runs": runs})
+    g = f["digits plain"]
+    assert (g["best_model"], g["best_accuracy"], g["beats_logistic"]) == ("GRU", 0.91, False)  # not the LSTM
+    r = f["reviews"]
+    assert (r["best_model"], r["best_accuracy"]) == ("GRU, masked", 0.85)
+    # The bar is the strongest baseline on the test reviews, whatever its validation accuracy.
+    assert (r["best_baseline"], r["best_baseline_accuracy"]) == ("bag of bigrams (logistic)", 0.90)
+
+
+def test_the_validation_accuracy_is_the_kept_parameters_whatever_the_monitor(sd):
+    history = {"eval_step": np.array([0, 10, 20]), "eval/accuracy": np.array([[0.1, 0.2], [0.5, 0.6], [0.7, 0.4]])}
+    np.testing.assert_array_equal(sd.best_validation_accuracy(history, np.array([10, 0])), [0.5, 0.2])
