@@ -89,8 +89,7 @@ class LMSettings:
             _checks.positive_int(where, name, getattr(self, name))
         if self.patience is not None:
             _checks.positive_int(where, "patience", self.patience)
-        if _checks.real_number(where, "l2", self.l2) < 0:
-            raise ValueError(f"{where}: l2 must be >= 0; got {self.l2}")
+        _checks.nonnegative(where, "l2", self.l2)
 
 
 def char_model(core, vocab_size: int) -> SequenceModel:

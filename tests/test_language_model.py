@@ -102,6 +102,8 @@ def test_greedy_sampling_follows_the_most_likely_character():
 def test_settings_errors_name_the_field():
     with pytest.raises(ValueError, match="LMSettings: window must be a positive int; got 0"):
         lm.LMSettings(window=0)
+    with pytest.raises(ValueError, match="LMSettings: l2 must be a finite number >= 0; got nan"):
+        lm.LMSettings(l2=float("nan"))
     with pytest.raises(TypeError, match="settings must be LMSettings"):
         lm.train_language_model(MODEL, STREAM, STREAM, {"window": 4}, jax.random.key(0))
 
