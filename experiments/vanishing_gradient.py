@@ -7,7 +7,8 @@ Run (from the repository root; ``make demo`` runs the quick preset):
 
 Two parts, for each cell (tanh RNN, IRNN, LSTM with forget bias 0 and 1 and chrono init, GRU):
 
-1. Gradient flow: ``||dL/dh_t||`` against the lag ``T - t`` on the task's test loss, at
+1. Gradient flow: ``||dL/dh||`` against the lag k counted back from each test sequence's own last
+   step, where the loss is read (step ``T - 1 - k`` for a fixed length T), on the task's test loss at
    initialization and after training, averaged over seeds (``rnnlab.diagnostics``).
 2. Long-lag learning: success rate over seeds and final test loss against the sequence length,
    next to the task's baseline (``rnnlab.protocols.train_on_task``).
@@ -145,19 +146,27 @@ PRESETS = {
 }
 
 
-def _ratio(curve: np.ndarray) -> float:
-    """``||dL/dh_first|| / ||dL/dh_last||`` of a seed-averaged curve (0 when the first underflowed)."""
-    return float(curve[0] / curve[-1]) if curve[-1] > 0 else math.nan
+def _ratio(by_lag: np.ndarray, lag: int) -> float:
+    """``||dL/dh||`` at ``lag`` over lag 0 of a seed-averaged curve by lag (0 when the deep one underflowed)."""
+    return float(by_lag[lag] / by_lag[0]) if by_lag[0] > 0 else math.nan
 
 
 def summarize(run: protocols.TaskRun, cell_id: str, task_name: str, length: int) -> dict:
     """The results.json entry of one (cell, task, length)."""
     metric = run.test[run.metric]
     seeds = metric.size
+    # How many test sequences reach each lag (all of them at every lag for a fixed-length task); a lag that
+    # none reaches is nan in every seed's curve, and null in the entry.
+    steps = next(iter(run.grad_init.values())).shape[1]
+    sequences = np.full(steps, -1) if run.grad_sequences is None else np.asarray(run.grad_sequences)[::-1]
+    reached = sequences != 0
+    # The ratio's deep end: the deepest lag every test sequence reaches (the first step of the shortest; lag
+    # T - 1 for a fixed length T), so that both ends average the same sequences.
+    deepest = int(np.flatnonzero(sequences == sequences[0])[-1])
     # Seeds whose curve is not finite (a diverged model) are left out of the mean, and counted.
     curves, counted = {}, {}
     for when, grads in (("init", run.grad_init), ("trained", run.grad_trained)):
-        finite = np.all([np.isfinite(g).all(axis=1) for g in grads.values()], axis=0)
+        finite = np.all([np.isfinite(g[:, ::-1][:, reached]).all(axis=1) for g in grads.values()], axis=0)
         counted[when] = int(finite.sum())
         curves[when] = {
             leaf: (g[finite].mean(axis=0) if finite.any() else np.full(g.shape[1], np.nan))[::-1]  # by lag 0..T-1
@@ -181,11 +190,16 @@ def summarize(run: protocols.TaskRun, cell_id: str, task_name: str, length: int)
         "steps_run": run.steps,
         "seconds": run.seconds,
         "seeds": seeds,
-        # Curves indexed by lag T - 1 - t (lag 0 = the last step), averaged over seeds.
+        # Curves by lag k from each test sequence's own last step (lag 0: where the loss is read; step T - 1 - k
+        # for a fixed length T), averaged over seeds; entry k averages the grad_sequences_by_lag[k] test
+        # sequences that reach lag k (null where none does).
         "grad_norm_by_lag": curves,
         "grad_norm_seeds": counted,
+        "grad_sequences_by_lag": None if run.grad_sequences is None else sequences,
+        # ||dL/dh|| at lag grad_ratio_lag over lag 0 (the first step over the last for a fixed length).
+        "grad_ratio_lag": deepest,
         "grad_ratio_first_last": {
-            when: {leaf: _ratio(c[::-1]) for leaf, c in by_leaf.items()} for when, by_leaf in curves.items()
+            when: {leaf: _ratio(c, deepest) for leaf, c in by_leaf.items()} for when, by_leaf in curves.items()
         },
     }
     if "accuracy" in run.test:
@@ -298,10 +312,12 @@ def make_plots(results: dict, out: pathlib.Path) -> list[pathlib.Path]:
                     e = _entry(results, task, length, c)
                     curves[labels[c]] = np.asarray(e["grad_norm_by_lag"][when]["hidden"], np.float64)[::-1]
                 plots.gradient_flow(
-                    axes[row, col], curves, title=f"{task}, T = {length}, {'at init' if when == 'init' else 'trained'}"
-                )
+                    axes[row, col], curves, title=f"{task}, T = {length}, {'at init' if when == 'init' else 'trained'}",
+                    ylabel=r"$\|\partial L / \partial h_{L-1-k}\|$",
+                )  # fmt: skip
+                axes[row, col].set_xlabel("lag k from the sequence's last step L - 1 (steps)")
         axes[0, -1].legend(fontsize=8, loc="lower left")
-        fig.suptitle(r"Error reaching step t from the loss: $\|\partial L/\partial h_t\|$, mean over seeds")
+        fig.suptitle("Error reaching k steps back from each sequence's loss step, mean over seeds")
         written.append(runs.save_figure(fig, out / f"gradient_flow_{task}.png"))
 
         fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4), layout="constrained")
@@ -389,10 +405,21 @@ def report(results: dict) -> str:
         lines.append("| *baseline* | " + " | ".join(base) + " |")
         lines += ["", "Test loss: mean ± standard deviation over seeds.", ""]
         lines += ["### Gradient flow at initialization", ""]
-        lines.append(
-            "Ratio ||dL/dh_t|| at the first step over the last (mean over seeds) at T = "
-            f"{f['longest_length']}: how much of the error signal reaches the start of the sequence.",
-        )
+        first = _entry(results, task, f["longest_length"], cells[0])
+        deepest = first.get("grad_ratio_lag", len(first["grad_norm_by_lag"]["init"]["hidden"]) - 1)
+        if deepest == len(first["grad_norm_by_lag"]["init"]["hidden"]) - 1:
+            lines.append(
+                "Ratio ||dL/dh_t|| at the first step over the last (mean over seeds) at T = "
+                f"{f['longest_length']}: how much of the error signal reaches the start of the sequence.",
+            )
+        else:  # sequences of different lengths, each with its loss at its own last step
+            lines.append(
+                f"Ratio of ||dL/dh|| at lag {deepest} to lag 0 (mean over seeds) at T = {f['longest_length']}, lags "
+                "counted back from each test sequence's own last step, where its loss is read: how much of the error "
+                f"signal reaches the start of the sequence. Lag {deepest} is the deepest every test sequence reaches "
+                "(the first step of the shortest), so both ends average the same sequences; in the figure, the "
+                "deeper lags average only the sequences that reach them."
+            )
         lines.append(
             "A 0 is a gradient that underflowed float32 (below about 1e-38) on its way back; n/a: no seed's curve "
             "was finite."
@@ -409,10 +436,12 @@ def report(results: dict) -> str:
                 "At initialization the tanh RNN's gradient underflows before it reaches the first step, where the "
                 "chrono LSTM's does not."
             )
-        elif factor is not None:
+        elif factor is not None and factor <= 1:
             lines.append(
                 f"At initialization the tanh RNN's ratio is {_fmt(1 / factor)}x smaller than the chrono LSTM's."
             )
+        elif factor is not None:
+            lines.append(f"At initialization the tanh RNN's ratio is {_fmt(factor)}x larger than the chrono LSTM's.")
         if task == "copy":
             lines.append(
                 "Copy memory's loss is read at every step, so every h_t also receives error directly from its own "

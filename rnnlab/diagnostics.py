@@ -60,19 +60,90 @@ def carry_gradients(cell: Cell, params, xs: jax.Array, loss_fn: Callable, **unro
 
 
 def carry_gradient_norms(cell: Cell, params, xs: jax.Array, loss_fn: Callable, **unroll_kwargs):
-    """``||dL/d(carry_t)||`` (L2 over units) averaged over the batch: each leaf has shape ``(T,)``.
+    r"""``||dL/d(carry_t)||`` (L2 over units) by lag from each sequence's last step, averaged over the batch.
 
-    Index t is the step; the lag from the last step is ``T - 1 - t`` (reverse the array to plot
-    against the lag).
+    With ``g_b(s) = ||dL/d(carry_s)||`` of sequence b at its step s, ``L_b`` its length (``T`` without
+    ``lengths``) and ``T`` the array's number of steps, entry t of each leaf is lag ``k = T - 1 - t``
+    counted back from every sequence's *own* last valid step ``L_b - 1``, where a loss that reads
+    the last output sits::
+
+        out[t] = (1 / n_k) * sum_{b : L_b > k} g_b(L_b - 1 - k),      n_k = #{b : L_b > k},  k = T - 1 - t
+
+    A sequence shorter than ``k + 1`` steps has no lag k and is left out of that entry's mean; an
+    entry no sequence reaches (``n_k = 0``) is ``nan``, never a zero. :func:`lag_counts` gives
+    ``n_k``. For fixed-length sequences this is the batch mean at step t (lag ``T - 1 - t``), so
+    ``out[::-1]`` is the curve by lag 0..T-1. With ``reverse=True`` every sequence ends at step 0:
+    entry t is lag t, the mean over the sequences with ``L_b > t``. ``resets`` are not taken into
+    account (the lag is from the sequence's end, not from a segment's).
+
+    Args:
+        cell: a :class:`~rnnlab.cells.Cell` whose output is its carry's ``hidden``.
+        params: its params.
+        xs: ``(B, T, I)``, ``(T, B, I)`` with ``time_major=True``, or one sequence ``(T, I)``.
+        loss_fn: ``loss_fn(ys, final_carry) -> scalar``.
+        **unroll_kwargs: passed to :func:`rnnlab.unroll` (``lengths``, ``time_major``, ...).
+
+    Returns:
+        A carry pytree whose leaves have shape ``(T,)`` (e.g. ``LSTMCarry(hidden (T,), cell (T,))``).
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> import rnnlab
+        >>> from rnnlab import diagnostics
+        >>> cell = rnnlab.cells.elman(2, activation="identity")
+        >>> p = cell.init(jax.random.key(0), 1)._replace(recurrent_kernel=0.5 * jnp.eye(2))
+        >>> loss = lambda ys, final: jnp.sum(final.hidden)  # the last valid step's h of every sequence
+        >>> norms = diagnostics.carry_gradient_norms(cell, p, jnp.ones((2, 4, 1)), loss, lengths=jnp.array([4, 2]))
+        >>> (norms.hidden[::-1] / norms.hidden[-1]).round(4)  # by lag 0..3: 0.5 ** lag (lags 2, 3: 1st sequence)
+        Array([1.   , 0.5  , 0.25 , 0.125], dtype=float32)
+        >>> diagnostics.lag_counts(jnp.array([4, 2]), 4)[::-1]  # sequences averaged at lag 0..3
+        Array([2, 2, 1, 1], dtype=int32)
     """
     grads = carry_gradients(cell, params, xs, loss_fn, **unroll_kwargs)
-    time_axis = 0 if (xs.ndim == 2 or unroll_kwargs.get("time_major", False)) else 1
+    batched, time_major = xs.ndim == 3, unroll_kwargs.get("time_major", False)
+    lengths, reverse = unroll_kwargs.get("lengths"), unroll_kwargs.get("reverse", False)
 
     def norms(g):
         n = jnp.linalg.norm(g, axis=-1)
-        return n if n.ndim == 1 else jnp.mean(n, axis=1 - time_axis)
+        n = (n.T if time_major else n) if batched else n[None]  # (B, T)
+        if lengths is None:
+            return jnp.mean(n, axis=0)
+        B, T = n.shape
+        ends = jnp.clip(jnp.asarray(lengths).reshape(B), 0, T)
+        t = jnp.arange(T)
+        # The step of sequence b that entry t shows: its step L_b - 1 - k for lag k = T - 1 - t (forward).
+        step = jnp.broadcast_to(t[None, :], (B, T)) if reverse else t[None, :] - (T - ends)[:, None]
+        valid = (step >= 0) & (step < ends[:, None])
+        shown = jnp.take_along_axis(n, jnp.clip(step, 0, T - 1), axis=1)
+        count = jnp.sum(valid, axis=0)
+        total = jnp.sum(jnp.where(valid, shown, jnp.zeros((), n.dtype)), axis=0)
+        aligned = jnp.where(count > 0, total / jnp.maximum(count, 1).astype(n.dtype), jnp.nan)
+        # Sequences that all fill the array need no shift: the plain batch mean, bit for bit.
+        return jnp.where(jnp.all(ends == T), jnp.mean(n, axis=0), aligned)
 
     return jax.tree.map(norms, grads)
+
+
+def lag_counts(lengths, steps: int, *, reverse: bool = False) -> jax.Array:
+    """How many sequences each entry of :func:`carry_gradient_norms` averages over: ``(steps,)`` ints.
+
+    Entry t counts the sequences that reach lag ``k = steps - 1 - t`` (``k = t`` with ``reverse``),
+    ``n_k = #{b : lengths[b] > k}``; 0 marks an entry that is ``nan`` there.
+
+    Args:
+        lengths: ``(B,)`` sequence lengths (a scalar for one sequence), clipped to [0, steps].
+        steps: ``T``, the array's number of steps.
+        reverse: as the unroll's ``reverse``.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from rnnlab import diagnostics
+        >>> diagnostics.lag_counts(jnp.array([5, 3, 4]), 6)  # by step; lag 5 (entry 0) no sequence reaches
+        Array([0, 1, 2, 3, 3, 3], dtype=int32)
+    """
+    ends = jnp.clip(jnp.asarray(lengths).reshape(-1), 0, steps)
+    lag = jnp.arange(steps) if reverse else steps - 1 - jnp.arange(steps)
+    return jnp.sum(ends[:, None] > lag[None, :], axis=0, dtype=jnp.int32)
 
 
 def hidden_jacobian_singular_values(cell: Cell, params, xs: jax.Array, **unroll_kwargs) -> jax.Array:

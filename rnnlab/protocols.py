@@ -4,7 +4,8 @@
 readout on the cell (:func:`rnnlab.models.sequence_model`), trains ``seeds`` models at once with
 :func:`rnnlab.fit.fit` on fresh batches from the task's generator, keeps each model's parameters
 at its best validation loss, scores them on a separate test set, and measures
-``||dL/d(carry_t)||`` on the test loss at initialization and after training.
+``||dL/d(carry_t)||`` on the test loss at initialization and after training, by lag from each test
+sequence's own last step (:func:`rnnlab.diagnostics.carry_gradient_norms`).
 
 A seed *solves* the task when its test loss is at most ``solve_fraction`` times the task's
 baseline (the loss of the best predictor that ignores what it would have to remember); with the
@@ -123,16 +124,25 @@ class TaskRun(NamedTuple):
         test: every test metric of each seed's best parameters, ``{name: (N,)}``.
         solved: ``(N,)`` test loss <= ``solve_fraction * baseline`` (False for diverged seeds).
         solved_step: ``(N,)`` first validation step at or below the stopping target; -1 if never.
-        diverged_step: ``(N,)`` first step with a non-finite loss or gradient; -1 if none.
-        grad_init, grad_trained: ``{"hidden": (N, T), "cell": (N, T)}`` (``cell`` for LSTMs):
-            ``||dL/d(carry_t)||`` on the test loss, averaged over ``grad_size`` test sequences,
-            indexed by step t (lag ``T - 1 - t``).
+        diverged_step: ``(N,)`` the step at which a seed was stopped for a non-finite loss or gradient
+            (``on_nonfinite="stop"``); -1 if it never was, which with ``on_nonfinite="skip"`` is always
+            (its non-finite steps are counted in ``skipped`` instead).
+        grad_init, grad_trained: ``{"hidden": (N, T), "cell": (N, T)}`` (``cell`` for LSTMs), T the
+            padded number of steps: ``||dL/d(carry)||`` on the test loss by lag ``k = T - 1 - t`` at
+            entry t, counted back from each test sequence's own last step (where the loss is read)
+            and averaged over the ``grad_sequences[t]`` of the ``grad_size`` sequences that reach
+            lag k (:func:`rnnlab.diagnostics.carry_gradient_norms`); ``nan`` where none does. For a
+            fixed-length task entry t is step t and every sequence counts.
         history: the :class:`~rnnlab.fit.FitResult` history.
         steps: training steps run.
         seconds: wall-clock time of the whole call.
         params: every seed's best parameters (leading axis N), for diagnostics of the trained models.
         init_params: every seed's parameters at initialization.
-        skipped: ``(N,)`` updates skipped for a non-finite loss or gradient (``on_nonfinite="skip"``).
+        skipped: ``(N,)`` updates skipped for a non-finite loss or gradient (``on_nonfinite="skip"``;
+            always 0 with ``"stop"``).
+        grad_sequences: ``(T,)`` how many test sequences entry t of ``grad_init`` and ``grad_trained``
+            averages over (:func:`rnnlab.diagnostics.lag_counts`): ``grad_size`` everywhere for a
+            fixed-length task, fewer at the lags past the shortest sequence of a variable-length one.
     """
 
     metric: str
@@ -149,6 +159,7 @@ class TaskRun(NamedTuple):
     params: Any = None
     init_params: Any = None
     skipped: np.ndarray | None = None
+    grad_sequences: np.ndarray | None = None
 
 
 def run_keys(seed: int, task: str, length: int) -> dict[str, jax.Array]:
@@ -281,10 +292,14 @@ def train_on_task(
         return norms._asdict() if hasattr(norms, "_asdict") else {"hidden": norms}
 
     grads = jax.jit(jax.vmap(grad_norms))
+    # Lag k of a sequence is its step lengths - 1 - k (its loss step is its own last one, not the array's):
+    # at the lags past the shortest test sequence the curves average fewer sequences.
+    steps = grad_batch.inputs.shape[1]
+    counted = np.asarray(diagnostics.lag_counts(grad_batch.lengths, steps), np.int64)
     return TaskRun(
         metric, baseline, test, solved, result.solved_step, result.diverged_step, _numpy(grads(states.params)),
         _numpy(grads(result.params)), result.history, result.steps, time.perf_counter() - start, result.params,
-        states.params, result.skipped,
+        states.params, result.skipped, counted,
     )  # fmt: skip
 
 

@@ -250,7 +250,8 @@ def run_point(config: SweepConfig, point: Point, *, progress: bool = True, label
 
     Returns:
         ``(entry, arrays)``: the point's JSON-able ``results.json`` entry, with per-seed test
-        metrics, solved flags and divergence steps for each learning rate, and its training history.
+        metrics, solved flags, divergence steps (-1: not stopped) and skipped updates (non-finite
+        steps of ``on_nonfinite="skip"``) for each learning rate, and its training history.
     """
     rates = learning_rates(config)
     run = train_on_task(
@@ -258,6 +259,7 @@ def run_point(config: SweepConfig, point: Point, *, progress: bool = True, label
         seed=config.seed, progress=progress, label=label or point.key, learning_rates=rates,
     )  # fmt: skip
     seeds, k = config.train.seeds, len(rates)
+    skipped = np.zeros(seeds * k, np.int64) if run.skipped is None else run.skipped
 
     def per_lr(values, j):  # models are seed-major: model s * k + j is seed s at rates[j]
         return np.asarray(values).reshape(seeds, k)[:, j]
@@ -277,6 +279,7 @@ def run_point(config: SweepConfig, point: Point, *, progress: bool = True, label
                 "solved": per_lr(run.solved, j),
                 "solved_step": per_lr(run.solved_step, j),
                 "diverged_step": per_lr(run.diverged_step, j),
+                "skipped": per_lr(skipped, j),
             }
             for j, lr in enumerate(rates)
         ],
@@ -425,6 +428,7 @@ COLUMNS = (
     "cell", "task", "length", "hidden", "optimizer", "clip", "learning_rate", "seeds",
     "solved", "solved_fraction", "solved_low", "solved_high",
     "metric", "baseline", "test_loss_mean", "test_loss_low", "test_loss_high", "failed", "diverged",
+    "skipped", "skipped_updates",
 )  # fmt: skip
 """The columns of :func:`table`, in order."""
 
@@ -434,8 +438,11 @@ def table(results: dict) -> list[dict]:
 
     ``solved`` counts the seeds whose test loss beat ``solve_fraction x baseline`` (a failed seed
     did not); ``test_loss_*`` are over the seeds with a finite test loss, ``failed`` counts the
-    others; ``diverged`` counts seeds whose training met a non-finite loss or gradient (their best
-    parameters from before may still have a finite test loss).
+    others. A seed whose training met a non-finite loss or gradient is counted in ``diverged`` if it
+    was stopped there (``on_nonfinite="stop"``; its best parameters from before may still have a
+    finite test loss), in ``skipped`` if it trained on with those updates skipped
+    (``on_nonfinite="skip"``); ``skipped_updates`` is the number of updates skipped, summed over the
+    seeds. Both skipped columns are None for entries written before they were recorded.
     """
     confidence = results["config"]["confidence"]
     rows = []
@@ -446,6 +453,7 @@ def table(results: dict) -> list[dict]:
             loss = [math.nan if v is None else v for v in by_lr["test"][e["metric"]]]
             stats = student_t_interval(loss, confidence)
             low, high = wilson_interval(solved, seeds, confidence)
+            skipped = by_lr.get("skipped")  # absent from results.json files written before it was recorded
             rows.append({
                 **{c: e[c] for c in ("cell", "task", "length", "hidden", "optimizer", "clip")},
                 "learning_rate": by_lr["learning_rate"],
@@ -461,6 +469,8 @@ def table(results: dict) -> list[dict]:
                 "test_loss_high": stats.high,
                 "failed": stats.failed,
                 "diverged": int(sum(d >= 0 for d in by_lr["diverged_step"])),
+                "skipped": None if skipped is None else int(sum(s > 0 for s in skipped)),
+                "skipped_updates": None if skipped is None else int(sum(skipped)),
             })  # fmt: skip
     return rows
 
@@ -488,15 +498,19 @@ def to_markdown(rows: list[dict]) -> str:
     """The rows as a markdown table, numbers to 3 significant digits, intervals in brackets."""
     fmt = experiment.fmt
     head = ["cell", "task", "T", "hidden", "optimizer", "clip", "lr", "solved", "solved (interval)",
-            "test loss", "test loss (interval)", "baseline", "failed", "diverged"]  # fmt: skip
+            "test loss", "test loss (interval)", "baseline", "failed", "diverged", "skipped"]  # fmt: skip
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         loss_ci = "n/a" if r["test_loss_low"] is None else f"[{fmt(r['test_loss_low'])}, {fmt(r['test_loss_high'])}]"
+        skipped = r.get("skipped")
+        if skipped is not None and r["skipped_updates"]:
+            skipped = f"{skipped} ({r['skipped_updates']} updates)"
         cells_ = [
             r["cell"], r["task"], str(r["length"]), str(r["hidden"]), r["optimizer"],
             "none" if r["clip"] is None else fmt(r["clip"]), fmt(r["learning_rate"]),
             f"{r['solved']}/{r['seeds']}", f"[{r['solved_low']:.2f}, {r['solved_high']:.2f}]",
             fmt(r["test_loss_mean"]), loss_ci, fmt(r["baseline"]), str(r["failed"]), str(r["diverged"]),
+            "n/a" if skipped is None else str(skipped),
         ]  # fmt: skip
         lines.append("| " + " | ".join(cells_) + " |")
     return "\n".join(lines) + "\n"
@@ -520,8 +534,11 @@ def report(results: dict) -> str:
         "",
         f"Solved: seeds that solved, with a {level} Wilson interval on the fraction. Test loss: mean over the seeds "
         f"whose test loss is finite, with a {level} Student-t interval; *failed* counts the other seeds (left out "
-        "of the mean), *diverged* the seeds whose training met a non-finite loss or gradient. With a handful of "
-        "seeds the Student-t interval is wide and can reach below 0, which a loss cannot.",
+        "of the mean). A seed whose training met a non-finite loss or gradient is counted in *diverged* if it was "
+        "stopped there (on_nonfinite = \"stop\"), in *skipped* if it trained on with those updates skipped "
+        "(on_nonfinite = \"skip\"; in brackets, the updates skipped over the row's seeds); this sweep ran with "
+        f"on_nonfinite = \"{tr.get('on_nonfinite', 'stop')}\". With a handful of seeds the Student-t interval is "
+        "wide and can reach below 0, which a loss cannot.",
         "",
         experiment.machine_line(results),
         "",

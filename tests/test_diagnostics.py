@@ -76,6 +76,73 @@ def test_carry_gradients_match_an_explicit_restart(name):
             np.testing.assert_allclose(a, b, atol=1e-5)
 
 
+def test_gradient_norms_align_each_sequence_at_its_own_last_step(x64):
+    # The loss reads every sequence's last valid h: with U = a * I its error at lag k (step L_b - 1 - k)
+    # is a^k ||v|| in every sequence, so the curve is a^lag wherever a sequence reaches the lag. Counted
+    # from the array's end instead, lag 0 would hold only the full-length sequences and the zeros of the others.
+    a = 0.8
+    cell, p = _linear(a)
+    p = jax.tree.map(lambda v: v.astype(jnp.float64), p)
+    xs = XS.astype(jnp.float64)
+    v = jnp.asarray(np.random.default_rng(5).normal(size=H))
+    lengths = jnp.array([T - 1, 6, 4])  # none fills the array: no sequence reaches lag T - 1
+    norms = diagnostics.carry_gradient_norms(cell, p, xs, lambda ys, f: jnp.sum(f.hidden @ v), lengths=lengths)
+    lags = T - 1 - np.arange(T)
+    assert np.isnan(norms.hidden[0])  # lag T - 1: no sequence, no number (not a zero)
+    np.testing.assert_allclose(norms.hidden[1:], a ** lags[1:] * np.linalg.norm(v), rtol=1e-12)
+    np.testing.assert_array_equal(diagnostics.lag_counts(lengths, T), [0, 1, 1, 2, 2, 3, 3, 3, 3])
+
+
+@pytest.mark.parametrize("layout", ["batch_major", "time_major", "reverse", "unbatched"])
+def test_gradient_norms_by_lag_match_a_per_sequence_loop(layout):
+    cell = cells.lstm(H)
+    p = cell.init(jax.random.key(6), I)
+    lengths = jnp.array([7, 0, 4])  # a sequence of length 0 reaches no lag
+
+    def loss(ys, final):
+        return jnp.sum(jnp.sin(final.hidden)) + jnp.sum(jnp.where(ys > 0, ys, 0.1 * ys) ** 2)
+
+    kwargs = {"lengths": lengths, "reverse": layout == "reverse"}
+    if layout == "unbatched":
+        xs, kwargs["lengths"] = XS[0], lengths[0]
+    elif layout == "time_major":
+        xs, kwargs["time_major"] = jnp.swapaxes(XS, 0, 1), True
+    else:
+        xs = XS
+    g = diagnostics.carry_gradients(cell, p, xs, loss, **kwargs)
+    got = diagnostics.carry_gradient_norms(cell, p, xs, loss, **kwargs)
+    ends = np.atleast_1d(np.asarray(kwargs["lengths"]))
+    for leaf, want_leaf in zip(jax.tree.leaves(got), jax.tree.leaves(g)):
+        per_step = np.linalg.norm(np.asarray(want_leaf, np.float64), axis=-1)  # (B, T)
+        per_step = per_step.T if layout == "time_major" else np.atleast_2d(per_step)
+        want = np.full(T, np.nan)
+        for t in range(T):
+            lag = t if layout == "reverse" else T - 1 - t
+            # The reverse unroll ends every sequence at step 0: its lag k is step k.
+            rows = [per_step[b, lag if layout == "reverse" else ends[b] - 1 - lag] for b in range(len(ends))
+                    if ends[b] > lag]  # fmt: skip
+            if rows:
+                want[t] = np.mean(rows)
+        np.testing.assert_allclose(leaf, want, rtol=1e-5, atol=1e-7)
+        counts = diagnostics.lag_counts(kwargs["lengths"], T, reverse=layout == "reverse")
+        np.testing.assert_array_equal(np.isnan(leaf), np.asarray(counts) == 0)
+
+
+def test_gradient_norms_of_full_length_sequences_are_the_plain_batch_mean():
+    cell = cells.gru(H)
+    p = cell.init(jax.random.key(7), I)
+
+    def loss(ys, final):
+        return jnp.sum(ys[:, -1] ** 2)
+
+    for lengths in (None, jnp.full(B, T)):  # a fixed-length task's batch carries lengths = T
+        norms = diagnostics.carry_gradient_norms(cell, p, XS, loss, lengths=lengths)
+        g = diagnostics.carry_gradients(cell, p, XS, loss, lengths=lengths)
+        # Bit for bit the batch mean at every step: fixed-length curves are what they always were.
+        np.testing.assert_array_equal(norms.hidden, jnp.mean(jnp.linalg.norm(g.hidden, axis=-1), axis=0))
+        np.testing.assert_array_equal(diagnostics.lag_counts(jnp.full(B, T), T), np.full(T, B))
+
+
 def test_spectral_radius_per_gate():
     cell = cells.lstm(H, recurrent_init="orthogonal")
     p = cell.init(jax.random.key(4), I)

@@ -107,3 +107,31 @@ def test_learning_rates_train_a_grid_of_rates_for_every_seed():
     assert loss[0] == loss[1] and loss[2] == loss[3] and loss[0] != loss[2]
     with pytest.raises(ValueError, match=r"learning_rates must be a non-empty 1-D list of numbers > 0"):
         protocols.train_on_task(cells.gru(4), task, 8, settings, progress=False, learning_rates=[0.1, -1.0])
+
+
+def test_gradient_curves_of_a_variable_length_task_count_the_lag_from_each_sequence_end():
+    # adding_hs97's sequences have lengths in [T, 1.1 T] and their loss at their own last step: lag k of
+    # sequence b is its step lengths[b] - 1 - k, not the padded array's step T' - 1 - k.
+    task, length = tasks.get("adding_hs97"), 30
+    settings = dataclasses.replace(SETTINGS, steps=15, grad_size=8)
+    run = protocols.train_on_task(cells.elman(5), task, length, settings, progress=False)
+    test_key = jax.random.split(protocols.run_keys(0, task.name, length)["test"], 2)[0]
+    batch = jax.tree.map(lambda x: x[: settings.grad_size], task.sample(test_key, settings.eval_size, length))
+    ends = np.asarray(batch.lengths)
+    steps = batch.inputs.shape[1]
+    assert ends.min() < steps  # padded sequences: the case the alignment is for
+    model = rnnlab.models.sequence_model(cells.elman(5), task.output_size)
+    for s in range(settings.seeds):
+        p = jax.tree.map(lambda a, s=s: a[s], run.init_params)
+        g = rnnlab.diagnostics.carry_gradients(
+            cells.elman(5), p.core, batch.inputs, lambda ys, f, p=p: task.loss(model.readout(p, ys), batch),
+            lengths=batch.lengths,
+        )  # fmt: skip
+        per_step = np.linalg.norm(np.asarray(g.hidden, np.float64), axis=-1)  # (B, T')
+        want = [np.mean([per_step[b, e - 1 - k] for b, e in enumerate(ends) if e > k]) if ends.max() > k else np.nan
+                for k in range(steps - 1, -1, -1)]  # fmt: skip
+        np.testing.assert_allclose(run.grad_init["hidden"][s], want, rtol=1e-5)
+    np.testing.assert_array_equal(run.grad_sequences, [np.sum(ends > steps - 1 - t) for t in range(steps)])
+    # The loss is read at every sequence's last step: lag 0 carries the largest error, not a near-zero
+    # average of the few sequences that fill the array.
+    assert np.all(run.grad_init["hidden"][:, -1] >= np.nanmax(run.grad_init["hidden"][:, :-1], axis=1))

@@ -262,3 +262,27 @@ def test_config_errors_name_the_field_and_the_valid_values(change, message):
     with pytest.raises((ValueError, TypeError)) as e:
         dataclasses.replace(TINY, **change)
     assert str(e.value).startswith("SweepConfig: ") and message in str(e.value)
+
+
+def test_skipped_updates_are_recorded_and_shown_next_to_diverged(tmp_path, monkeypatch):
+    # on_nonfinite="skip": the seeds met non-finite steps but were not stopped (diverged_step stays -1).
+    config = dataclasses.replace(TINY, cells=("lstm",), train=dataclasses.replace(TRAIN, seeds=3, on_nonfinite="skip"))
+    skipped = np.array([0, 17, 2, 0, 0, 5])  # models s * 2 + k: seed s at learning rate k
+    run = _fake_run([0.01, 0.2, 0.02, 0.4, 0.03, 0.6], diverged=[-1] * 6)._replace(skipped=skipped)
+    monkeypatch.setattr(sweep, "train_on_task", lambda *args, **kwargs: run)
+    results = sweep.run_sweep(config, tmp_path, progress=False)
+    slow, fast = results["points"][0]["by_learning_rate"]
+    assert (slow["skipped"], fast["skipped"]) == ([0, 2, 0], [17, 0, 5])  # per seed
+    rows = results["table"]
+    assert [(r["diverged"], r["skipped"], r["skipped_updates"]) for r in rows] == [(0, 1, 2), (0, 2, 22)]
+    assert (tmp_path / "results.csv").read_text().splitlines()[0].endswith(",diverged,skipped,skipped_updates")
+    report = (tmp_path / "report.md").read_text()
+    assert "| 0 | 1 (2 updates) |" in report and "| 0 | 2 (22 updates) |" in report
+    assert "in *skipped* if it trained on with those updates skipped" in report
+    assert 'this sweep ran with on_nonfinite = "skip"' in report
+
+    # An entry written before the count was recorded: the columns are empty, not a made-up 0.
+    del results["points"][0]["by_learning_rate"][0]["skipped"]
+    old = sweep.table(results)[0]
+    assert (old["diverged"], old["skipped"], old["skipped_updates"]) == (0, None, None)
+    assert sweep.to_markdown([old]).rstrip().endswith("| 0 | n/a |")

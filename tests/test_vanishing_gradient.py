@@ -53,3 +53,37 @@ def test_bad_cli_values_are_rejected_with_the_valid_choices(vg):
         vg.main(["--preset", "tiny", "--lengths", "adding=1", "--out", "/nonexistent"])
     with pytest.raises(ValueError, match=r"unknown task 'adder'"):
         vg.main(["--preset", "tiny", "--lengths", "adder=10", "--out", "/nonexistent"])
+
+
+def test_summary_of_variable_length_curves_keeps_the_lags_no_sequence_reaches_out(vg):
+    # Curves by step t of 3 seeds over test sequences of lengths 4 and 3 in 5 padded steps: lag 4 (t = 0) no
+    # sequence reaches (nan), lag 3 only the first; seed 2 diverged (nan everywhere).
+    curve = np.array([np.nan, 0.2, 0.4, 0.8, 1.6])
+    grads = {"hidden": np.stack([curve, 2 * curve, np.full(5, np.nan)])}
+    run = vg.protocols.TaskRun(
+        "mse", 0.1, {"mse": np.array([0.05, 0.2, np.nan]), "success_rate": np.array([0.9, 0.1, 0.0])},
+        np.array([True, False, False]), np.array([10, -1, -1]), np.array([-1, -1, 5]), grads, grads, {}, 20, 1.0,
+        skipped=np.zeros(3, np.int64), grad_sequences=np.array([0, 1, 2, 2, 2]),
+    )  # fmt: skip
+    e = vg.summarize(run, "tanh", "adding_hs97", 3)
+    assert e["grad_norm_seeds"] == {"init": 2, "trained": 2}  # the lag none reaches does not make a seed "diverged"
+    np.testing.assert_allclose(e["grad_norm_by_lag"]["init"]["hidden"], 1.5 * curve[::-1])
+    np.testing.assert_array_equal(e["grad_sequences_by_lag"], [2, 2, 2, 1, 0])
+    # Deepest lag every sequence reaches: 2 (the shortest's first step); lag 3 holds one sequence only.
+    assert e["grad_ratio_lag"] == 2 and e["grad_ratio_first_last"]["init"]["hidden"] == pytest.approx(0.4 / 1.6)
+
+
+def test_variable_length_task_reports_the_lag_from_each_sequence_end(vg, tmp_path):
+    out = tmp_path / "run"
+    results = vg.main(["--preset", "tiny", "--cells", "tanh", "--lengths", "adding_hs97=20", "--out", str(out),
+                       "--no-progress"])  # fmt: skip
+    (e,) = results["tasks"]["adding_hs97"]["runs"]
+    curve, sequences = e["grad_norm_by_lag"]["init"]["hidden"], e["grad_sequences_by_lag"]
+    assert len(curve) == len(sequences) == 22 and sequences[0] == vg.PRESETS["tiny"].train.grad_size
+    # Lag 0 is every sequence's loss step: the largest error, and a lag no sequence reaches is null, not 0.
+    assert curve[0] == max(v for v in curve if v is not None)
+    assert all((v is None) == (n == 0) for v, n in zip(curve, sequences))
+    k = e["grad_ratio_lag"]
+    assert sequences[k] == sequences[0] and (k + 1 == len(sequences) or sequences[k + 1] < sequences[0])
+    assert e["grad_ratio_first_last"]["init"]["hidden"] == pytest.approx(curve[k] / curve[0])
+    assert f"Ratio of ||dL/dh|| at lag {k} to lag 0" in (out / "report.md").read_text()
