@@ -139,6 +139,13 @@ def apply_common_arguments(config, args: argparse.Namespace, parser: argparse.Ar
     The ``--config`` file comes first (:func:`apply_config_file`), then the single options.
     """
     config = apply_config_file(config, getattr(args, "config", None), parser)
+    try:
+        return _apply_single_options(config, args, parser)
+    except (ValueError, TypeError) as e:  # a value the config's checks refuse, e.g. --steps 0
+        parser.error(str(e))
+
+
+def _apply_single_options(config, args: argparse.Namespace, parser: argparse.ArgumentParser):
     train = config.train
     fields = {f.name for f in dataclasses.fields(config)}
     train_fields = {f.name for f in dataclasses.fields(train)}

@@ -54,7 +54,14 @@ from rnnlab import checkpoint as _ckpt
 from rnnlab.data.text import Lanes, TokenStream, Vocabulary, lanes
 from rnnlab.models import SequenceModel, sequence_model
 from rnnlab.progress import Progress
-from rnnlab.train import OptimizerConfig, TrainState, init_state, make_optimizer, make_train_step
+from rnnlab.train import (
+    OptimizerConfig,
+    TrainState,
+    check_schedule_length,
+    init_state,
+    make_optimizer,
+    make_train_step,
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -242,6 +249,7 @@ def train_language_model(
     """
     if not isinstance(settings, LMSettings):
         raise TypeError(f"train_language_model: settings must be LMSettings; got {type(settings).__name__}")
+    check_schedule_length("train_language_model", settings.optimizer, settings.steps)
     s = settings
     laid = lanes(train, s.batch_size, s.window)
     arrays = Lanes(*map(jnp.asarray, laid))

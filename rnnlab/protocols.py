@@ -32,7 +32,7 @@ from rnnlab.cells import Cell
 from rnnlab.fit import evaluate, fit
 from rnnlab.models import sequence_model
 from rnnlab.tasks import Task
-from rnnlab.train import OptimizerConfig, init_seeds, make_optimizer
+from rnnlab.train import OptimizerConfig, check_schedule_length, init_seeds, make_optimizer
 
 
 @dataclasses.dataclass(frozen=True)
@@ -217,6 +217,7 @@ def train_on_task(
         raise TypeError(f"train_on_task: cell must be a single Cell; got {type(cell).__name__}")
     if not isinstance(settings, TrainSettings):
         raise TypeError(f"train_on_task: settings must be a TrainSettings; got {type(settings).__name__}")
+    check_schedule_length("train_on_task", settings.optimizer, settings.steps)
     start = time.perf_counter()
     model = sequence_model(cell, task.output_size)
     optimizer = make_optimizer(settings.optimizer)

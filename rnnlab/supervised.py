@@ -35,7 +35,7 @@ import jax
 
 from rnnlab import _checks
 from rnnlab.fit import FitResult, fit
-from rnnlab.train import OptimizerConfig, init_seeds, make_optimizer
+from rnnlab.train import OptimizerConfig, check_schedule_length, init_seeds, make_optimizer
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,6 +92,7 @@ def fit_on_dataset(
     where = "fit_on_dataset"
     if not isinstance(settings, FitSettings):
         raise TypeError(f"{where}: settings must be a FitSettings; got {type(settings).__name__}")
+    check_schedule_length(where, settings.optimizer, settings.steps)
     counts = {a.shape[0] if a.ndim else None for a in jax.tree.leaves(train)}
     if len(counts) != 1 or None in counts:
         raise ValueError(f"{where}: every array of train must have the same rows (leading axis); got row counts "

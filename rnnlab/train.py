@@ -134,6 +134,27 @@ class OptimizerConfig:
         return config_files.from_dict(cls, config)
 
 
+def check_schedule_length(where: str, config: OptimizerConfig, steps: int) -> None:
+    """Raises unless a schedule that decays to 0 at ``total_steps`` (cosine, warmup_cosine) ends with the run.
+
+    A shorter schedule would leave the rest of the run at a learning rate of 0, a longer one would
+    never finish its decay: settings that hold both an optimizer and a step count call this.
+
+    Example:
+        >>> from rnnlab import train
+        >>> train.check_schedule_length("settings", train.OptimizerConfig(schedule="cosine", total_steps=500), 500)
+        >>> train.check_schedule_length("settings", train.OptimizerConfig(schedule="cosine", total_steps=500), 2000)
+        Traceback (most recent call last):
+        ...
+        ValueError: settings: the cosine schedule decays to 0 at optimizer.total_steps=500, ... set total_steps to 2000
+    """
+    if config.schedule in ("cosine", "warmup_cosine") and config.total_steps != steps:
+        raise ValueError(
+            f"{where}: the {config.schedule} schedule decays to 0 at optimizer.total_steps={config.total_steps}, "
+            f"but the run has steps={steps}; set total_steps to {steps}"
+        )
+
+
 def make_schedule(config: OptimizerConfig) -> optax.Schedule:
     """The learning-rate schedule of ``config``."""
     lr, n = config.learning_rate, config.total_steps

@@ -47,6 +47,20 @@ def test_an_override_the_experiment_has_no_field_for_is_an_error(capsys):
     assert "--hidden: this experiment has no hidden_size to override" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (("--steps", "0"), "TrainSettings: steps must be a positive int; got 0"),
+        (("--lr", "-1"), "OptimizerConfig: learning_rate must be a finite number > 0; got -1.0"),
+    ],
+)
+def test_a_value_the_config_refuses_exits_with_its_message(capsys, argv, message):
+    parser, args = _parse(*argv)
+    with pytest.raises(SystemExit):
+        cli.apply_common_arguments(_PRESET, args, parser)
+    assert message in capsys.readouterr().err
+
+
 @dataclasses.dataclass(frozen=True)
 class _Settings:
     steps: int = 10

@@ -47,6 +47,24 @@ def test_train_on_task_needs_a_single_cell():
         protocols.train_on_task(rnnlab.stack([cells.gru(3), cells.gru(3)]), tasks.get("adding"), 5, SETTINGS)
 
 
+def test_a_decaying_schedule_must_end_with_the_run():
+    from rnnlab import language_model, supervised, train
+
+    cosine = train.OptimizerConfig(schedule="cosine", total_steps=500)
+    match = r"decays to 0 at optimizer.total_steps=500, but the run has steps=2000; set total_steps to 2000"
+    settings = dataclasses.replace(SETTINGS, steps=2000, optimizer=cosine)
+    with pytest.raises(ValueError, match="train_on_task: the cosine schedule " + match):
+        protocols.train_on_task(cells.gru(3), tasks.get("adding"), 5, settings)
+    with pytest.raises(ValueError, match="fit_on_dataset: the cosine schedule " + match):
+        supervised.fit_on_dataset(None, None, None, None, None, supervised.FitSettings(steps=2000, optimizer=cosine),
+                                  monitor="loss")  # fmt: skip
+    with pytest.raises(ValueError, match="train_language_model: the cosine schedule " + match):
+        language_model.train_language_model(None, None, None, language_model.LMSettings(steps=2000, optimizer=cosine),
+                                            jax.random.key(0))  # fmt: skip
+    # A constant or exponential schedule has no end to match: total_steps is then free.
+    train.check_schedule_length("x", dataclasses.replace(cosine, schedule="exponential"), 2000)
+
+
 def test_keys_depend_on_seed_task_and_length_only():
     a, b = protocols.run_keys(0, "adding", 100), protocols.run_keys(0, "adding", 100)
     for name in a:
