@@ -111,9 +111,7 @@ def spectral_radius(w: jax.Array) -> jax.Array:
 
 def with_spectral_radius(init: Initializer, radius: float) -> Initializer:
     """Wraps a square initializer so its samples have spectral radius exactly ``radius``."""
-    radius = _checks.real_number("with_spectral_radius", "radius", radius)
-    if radius < 0:
-        raise ValueError(f"with_spectral_radius: radius must be >= 0; got {radius}")
+    radius = _checks.nonnegative("with_spectral_radius", "radius", radius)  # inf or NaN: inf/NaN weights
 
     def scaled(key, shape, dtype=jnp.float32):
         w = init(key, shape, dtype)

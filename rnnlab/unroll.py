@@ -17,7 +17,7 @@ import numpy as np
 from rnnlab import _checks, precision
 from rnnlab.cells import Cell
 from rnnlab.fused import default_lanes, fused_scan, supports
-from rnnlab.layers import Bidirectional, BidirectionalCarry, Stack, input_size
+from rnnlab.layers import Bidirectional, BidirectionalCarry, Stack, check_params, input_size
 
 
 class _Batch(NamedTuple):
@@ -59,6 +59,7 @@ def _check(
     p_leaves = jax.tree.leaves(params)
     if not p_leaves:
         raise ValueError(f"{where}: params holds no arrays; build them with cell.init(key, input_size)")
+    check_params(where, layer, params, xs.shape[-1] if n_in is None else n_in)
     p_dtype = np.dtype(p_leaves[0].dtype)
     if dtype != p_dtype:
         raise TypeError(f"{where}: xs has dtype {dtype} but params have dtype {p_dtype}; cast one to match")
@@ -85,7 +86,7 @@ def _check(
             raise ValueError(f"{where}: lengths must have shape {want} (one per sequence); got {tuple(lengths.shape)}")
         if not jnp.issubdtype(lengths.dtype, jnp.integer):
             raise TypeError(f"{where}: lengths must have an integer dtype; got {lengths.dtype}")
-        if _checks.is_concrete(lengths):
+        if _checks.is_concrete(lengths) and lengths.size:  # an empty batch has no values to check
             lo, hi = int(np.min(np.asarray(lengths))), int(np.max(np.asarray(lengths)))
             if lo < 0 or hi > T:
                 raise ValueError(f"{where}: lengths must lie in [0, T={T}]; got values in [{lo}, {hi}]")
@@ -211,6 +212,10 @@ def _scan_cell(
         if resets is not None:
             # A segment boundary before step t is, walking backwards, a reset before step t - 1.
             shifted = jnp.concatenate([resets[1:], jnp.zeros((1, resets.shape[1]), bool)], axis=0)
+            if b.lengths is not None:
+                # resets[L] lies in the padding of a sequence of length L: it must not reset step L - 1,
+                # the first one processed, as it is ignored going forward.
+                shifted = shifted & (jnp.arange(T)[:, None] + 1 < b.lengths[None, :])
             resets = jnp.take_along_axis(jnp.broadcast_to(shifted, (T, B)), order, axis=0)
     valid = None if b.lengths is None else jnp.arange(T)[:, None] < b.lengths[None, :]
     carry0 = b.carry
@@ -340,7 +345,9 @@ def unroll(
     Args:
         cell: a :class:`~rnnlab.cells.Cell`, :class:`~rnnlab.layers.Bidirectional` or
             :class:`~rnnlab.layers.Stack`.
-        params: the matching params (from ``cell.init``).
+        params: the matching params (from ``cell.init``): their structure and shapes are checked
+            against what ``cell.init`` builds for the cell's hidden size and variant, and for a
+            :class:`~rnnlab.layers.Stack` there must be one entry per layer.
         xs: ``(B, T, I)``, or ``(T, B, I)`` with ``time_major=True``, or ``(T, I)`` unbatched.
         initial_carry: carry before the first step, batched like ``xs``; default zeros.
         lengths: ``(B,)`` integers in [0, T] (a scalar when unbatched). Steps at or past a sequence's

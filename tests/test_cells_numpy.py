@@ -8,6 +8,7 @@ so a transposed axis cannot pass. The init tests check what the factories' docst
 """
 
 import dataclasses
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -262,3 +263,37 @@ def test_fgr_takes_any_square_recurrent_init():
     p = cells.lstm(H, variant="FGR", recurrent_init="identity").init(jax.random.key(0), I)
     np.testing.assert_array_equal(np.asarray(p.recurrent_kernel), np.tile(np.eye(H), (1, 4)))
     assert p.gate_recurrent_kernel.shape == (3 * H, 3 * H)
+
+
+def _shapes(params):
+    return jax.tree.structure(params), [a.shape for a in jax.tree.leaves(params)]
+
+
+@functools.cache
+def _params_of_every_case():
+    """Zeros shaped like each case's params (only shapes matter; no initializer runs)."""
+    shapes = {
+        k: jax.eval_shape(lambda c=c: cells.make(c.factory, H, **c.options).init(jax.random.key(0), I))
+        for k, c in CASES.items()
+    }
+    return jax.tree.map(lambda a: jnp.zeros(a.shape, a.dtype), shapes)
+
+
+@pytest.mark.parametrize("case_id", list(CASES))
+def test_params_of_another_cell_are_refused_before_tracing(case_id):
+    """Params built by every other case (another cell, variant, option) whose structure or shapes
+    differ from this cell's are refused by ``unroll`` and ``cell.apply`` with an error naming params;
+    its own params, and those of cases with the same shapes, pass."""
+    case = CASES[case_id]
+    cell = cells.make(case.factory, H, **case.options)
+    xs = jnp.ones((B, T, I))
+    own = _shapes(jax.eval_shape(lambda: cell.init(jax.random.key(0), I)))
+    for params in _params_of_every_case().values():
+        carry = cell.initial_carry(params, (B,))
+        if _shapes(params) == own:
+            cell.apply(params, carry, xs[:, 0])
+            continue
+        with pytest.raises((TypeError, ValueError), match=r"^unroll: params"):
+            rnnlab.unroll(cell, params, xs)
+        with pytest.raises((TypeError, ValueError), match=rf"^{cell.name}.apply: params"):
+            cell.apply(params, carry, xs[:, 0])

@@ -152,8 +152,55 @@ def test_bad_input_size_at_init():
         (lambda: rnnlab.stack([cells.lstm(4)], dropout=1.0), ValueError, r"dropout must be in \[0, 1\); got 1.0"),
         (lambda: rnnlab.bidirectional(cells.lstm(4), merge="avg"), ValueError, r"merge must be one of"),
         (lambda: rnnlab.bidirectional(cells.lstm(4), cells.gru(3), merge="sum"), ValueError, r"equal hidden sizes"),
+        # The exported classes check what the factories check.
+        (lambda: rnnlab.Bidirectional(cells.gru(4), cells.gru(4), merge="Concat"), ValueError, r"merge must be one of"),
+        (lambda: rnnlab.Bidirectional(cells.gru(4), cells.gru(3), "sum"), ValueError, r"equal hidden sizes"),
+        (lambda: rnnlab.Bidirectional(cells.gru(4), None), TypeError, r"backward must be a Cell; got NoneType"),
+        (lambda: rnnlab.Stack((cells.gru(4),), dropout=1.5), ValueError, r"Stack: dropout must be in .*got 1.5"),
+        (lambda: rnnlab.Stack(()), ValueError, r"Stack: layers must hold at least one layer"),
+        (lambda: rnnlab.Stack((cells.gru(4), cells.gru(5)), True), ValueError, r"widths must match.*4.*5"),
+        (lambda: rnnlab.Stack((cells.gru(4),), residual=1), TypeError, r"residual must be a bool; got 1"),
+        (lambda: rnnlab.bidirectional(cells.gru(4))._replace(merge="avg"), ValueError, r"merge must be one of"),
+        # Non-finite options would put inf/NaN into the weights.
+        (lambda: cells.lstm(4, forget_bias=float("nan")), ValueError, r"forget_bias must be a finite number; got nan"),
+        (lambda: cells.lstm(4, chrono_t_max=float("inf")), ValueError, r"chrono_t_max must be a finite .*got inf"),
+        (lambda: cells.lstm(4, chrono_t_max=float("nan")), ValueError, r"chrono_t_max must be a finite .*got nan"),
+        (lambda: cells.elman(4, spectral_radius=float("nan")), ValueError, r"elman: spectral_radius must be a finite"),
+        (lambda: cells.elman(4, spectral_radius=float("inf")), ValueError, r"spectral_radius must be a finite .*inf"),
+        (lambda: cells.irnn(4, scale=float("nan")), ValueError, r"irnn: scale must be a finite number >= 0; got nan"),
+        (lambda: cells.irnn(4, scale=-1.0), ValueError, r"irnn: scale must be a finite number >= 0; got -1.0"),
     ],
     ids=lambda v: "" if callable(v) else None,
 )
 def test_bad_cell_options(call, exc, pattern):
     _raises(exc, pattern, call)
+
+
+P8 = cells.lstm(8).init(jax.random.key(0), I)
+
+
+@pytest.mark.parametrize(
+    "cell, params, exc, pattern",
+    [
+        (cells.lstm(16), P8, ValueError, r"params.input_kernel must have shape \(5, 64\) .*size=16.*got \(5, 32\)"),
+        (cells.lstm(8, variant="CIFG"), P8, ValueError, r"params.input_kernel must have shape \(5, 24\).*\(5, 32\)"),
+        (cells.lstm(8, variant="vanilla"), P8, ValueError, r"params.peephole must be an array of shape \(3, 8\).*None"),
+        (cells.lstm(8), cells.lstm(8, layer_norm=True).init(jax.random.key(0), I), ValueError,
+         r"params.layer_norm must be None: the lstm cell .*has no such parameters; got LayerNormParams"),
+        (cells.gru(8), P8, TypeError, r"params must be GRUParams, as the gru cell .* its init; got LSTMParams"),
+        (cells.elman(8), P8, TypeError, r"params must be ElmanParams.*got LSTMParams"),
+        (cells.gru(4, reset_after=False), cells.gru(4).init(jax.random.key(0), I), ValueError,
+         r"params.recurrent_bias must be None.*got an array of shape \(4,\)"),
+        (cells.gru(4), cells.gru(4, reset_after=False).init(jax.random.key(0), I), ValueError,
+         r"params.recurrent_bias must be an array of shape \(4,\).*got None"),
+        (cells.lstm(8), P8._asdict(), TypeError, r"params must be LSTMParams.*got dict"),
+    ],
+    ids=["hidden-size", "cifg", "peepholes", "layer-norm", "gru-lstm", "elman-lstm", "reset-after", "reset-before",
+         "dict"],
+)  # fmt: skip
+def test_params_that_do_not_fit_the_cell(cell, params, exc, pattern):
+    """Checked on shapes before tracing, in unroll (eager and under jit, either backward) and in cell.apply."""
+    _raises(exc, r"unroll: " + pattern, rnnlab.unroll, cell, params, XS)
+    _raises(exc, pattern, rnnlab.unroll, cell, params, XS, fused=False)
+    _raises(exc, pattern, jax.jit(lambda p: rnnlab.unroll(cell, p, XS)), params)
+    _raises(exc, rf"{cell.name}.apply: " + pattern, cell.apply, params, cell.initial_carry(params, (B,)), XS[:, 0])

@@ -129,6 +129,61 @@ def test_reset_carry_reaches_both_directions_of_a_bidirectional_layer():
     assert moved[..., :H].any() and moved[..., H:].any()  # forward and backward outputs both see it
 
 
+# A reset flag on every padding step: none of them may act.
+PAD_RESETS = RESETS | (jnp.arange(T)[None, :] >= LENGTHS[:, None])
+
+
+def _row(tree, b):
+    return jax.tree.map(lambda a: a[b : b + 1], tree)
+
+
+@pytest.mark.parametrize("reverse", [False, True], ids=["fwd", "rev"])
+@pytest.mark.parametrize("kind", ["cell", "bidirectional"])
+def test_reset_flags_in_padding_are_ignored(kind, reverse):
+    """With ``reset_carry`` other than ``initial_carry``, flags past a sequence's length change nothing:
+    each sequence equals its own run trimmed to its valid part. Walking backwards the first step
+    processed is L - 1, whose segment boundary would be read from the padding flag at L (as in the
+    backward half of a bidirectional layer)."""
+    layer = CELLS["gru"] if kind == "cell" else rnnlab.bidirectional(cells.gru(H), cells.elman(H))
+    p = _params(layer)
+    fresh = layer.initial_carry(p, (B,))
+    c0 = jax.tree.map(lambda a: a + 0.5, fresh)
+    final, ys = rnnlab.unroll(
+        layer, p, XS, lengths=LENGTHS, resets=PAD_RESETS, initial_carry=c0, reset_carry=fresh, reverse=reverse
+    )
+    for b, n in enumerate(np.asarray(LENGTHS)):
+        assert np.all(np.asarray(ys[b, n:]) == 0)
+        if n == 0:
+            _close(_row(final, b), _row(c0, b))
+            continue
+        want_final, want_ys = rnnlab.unroll(
+            layer,
+            p,
+            XS[b : b + 1, :n],
+            resets=RESETS[b : b + 1, :n],
+            initial_carry=_row(c0, b),
+            reset_carry=_row(fresh, b),
+            reverse=reverse,
+        )
+        _close((_row(final, b), ys[b : b + 1, :n]), (want_final, want_ys))
+
+    def loss(p, c0, fresh, fused):
+        kw = dict(lengths=LENGTHS, resets=PAD_RESETS, initial_carry=c0, reset_carry=fresh, reverse=reverse)
+        final, ys = rnnlab.unroll(layer, p, XS, fused=fused, **kw)
+        return jnp.sum(jnp.sin(ys)) + sum(jnp.sum(leaf**2) for leaf in jax.tree.leaves(final))
+
+    grad = jax.grad(loss, argnums=(0, 1, 2))
+    _close(grad(p, c0, fresh, None), grad(p, c0, fresh, False), atol=1e-5)
+
+
+def test_empty_batch_with_lengths():
+    cell = CELLS["lstm"]
+    p = _params(cell)
+    for reverse in (False, True):
+        final, ys = rnnlab.unroll(cell, p, XS[:0], lengths=LENGTHS[:0], resets=RESETS[:0], reverse=reverse)
+        assert ys.shape == (0, T, H) and final.hidden.shape == final.cell.shape == (0, H)
+
+
 def test_reset_carry_needs_resets_and_the_carry_shape():
     cell = CELLS["gru"]
     p = _params(cell)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import weakref
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -81,10 +82,12 @@ class Cell(NamedTuple):
         """One step: ``(carry, x) -> (carry, y)``; ``x`` has shape ``(..., I)``, the carry ``(..., H)``.
 
         Raises:
-            TypeError: ``x`` is not a floating array, or ``carry`` is not this cell's carry.
-            ValueError: ``x`` has no feature axis or not the ``I`` features of ``params``, or the
-                carry's batch shape is not ``x.shape[:-1]`` (shapes are checked, so this holds under
-                ``jit`` too, before anything is traced).
+            TypeError: ``x`` is not a floating array, ``params`` are not the NamedTuple this cell's
+                ``init`` builds, or ``carry`` is not this cell's carry.
+            ValueError: ``x`` has no feature axis or not the ``I`` features of ``params``, a field of
+                ``params`` is missing, extra or of another shape than ``init`` gives (another hidden
+                size or variant), or the carry's batch shape is not ``x.shape[:-1]`` (shapes are
+                checked, so this holds under ``jit`` too, before anything is traced).
         """
         check_step(self, params, carry, x)
         return self.step(params, carry, self.project(params, x))
@@ -111,6 +114,7 @@ def check_step(cell: Cell, params: Params, carry: Carry, x) -> None:
     if x.ndim < 1 or (kernel is not None and x.shape[-1] != n_in):
         raise ValueError(f"{where}: x must have shape (..., {n_in}), features last; got shape {tuple(x.shape)}")
     _checks.float_dtype(where, "x", x)
+    check_params(where, cell, params, x.shape[-1] if kernel is None else n_in)
     carry_type = getattr(cell.initial_carry, "carry_type", None)
     if carry_type is not None and not isinstance(carry, carry_type):
         raise TypeError(
@@ -130,6 +134,90 @@ def check_step(cell: Cell, params: Params, carry: Carry, x) -> None:
         raise ValueError(
             f"{where}: carry.hidden must have shape {(*batch, cell.hidden_size)}; got {tuple(jnp.shape(hidden))}"
         )
+
+
+# cell.init -> {(input_size, dtype): the params' ShapeDtypeStructs}. Tracing init for its shapes
+# takes milliseconds, too slow to repeat at every step of a Python loop over cell.apply; keyed
+# weakly on the init function, so the entry goes with the cell.
+_PARAM_SHAPES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def param_shapes(cell: Cell, input_size: int, dtype) -> Params:
+    """``cell.init(key, input_size, dtype)`` as ``jax.ShapeDtypeStruct`` leaves, without running it."""
+    key = (int(input_size), np.dtype(dtype))
+    try:
+        cache = _PARAM_SHAPES.setdefault(cell.init, {})
+    except TypeError:  # an init that cannot be weakly referenced: not cached
+        cache = {}
+    if key not in cache:
+        cache[key] = jax.eval_shape(lambda: cell.init(jax.random.key(0), *key))
+    return cache[key]
+
+
+def _describe(value) -> str:
+    if value is None:
+        return "None"
+    if hasattr(value, "shape") and hasattr(value, "dtype"):
+        return f"an array of shape {tuple(value.shape)}"
+    return type(value).__name__
+
+
+def check_params(where: str, cell: Cell, params: Params, input_size: int, path: str = "params") -> None:
+    """Raises unless ``params`` have the structure and shapes of ``cell.init(key, input_size)``.
+
+    Params of another cell type, hidden size or variant (peepholes, layer norm, CIFG, ...) would
+    otherwise fail deep inside a matmul or split, or run silently. Only shapes are compared (a
+    ``ShapeDtypeStruct`` of ``cell.init``, traced once per cell, input size and dtype), so this runs
+    on tracers under ``jit`` and ``vmap`` (where each leaf has its per-example shape) and does no
+    device work. ``path`` names ``params`` in the messages (``params[1].forward`` inside a stack).
+
+    Raises:
+        TypeError: ``params`` (or a part of them) is not the NamedTuple ``cell.init`` returns.
+        ValueError: a field is missing, present where the cell has none, or of another shape.
+    """
+    leaves = jax.tree.leaves(params)
+    if not leaves or not all(hasattr(a, "shape") and hasattr(a, "dtype") for a in leaves):
+        raise TypeError(f"{where}: {path} must be a pytree of arrays, as from cell.init; got {_describe(params)}")
+    if isinstance(input_size, bool) or not isinstance(input_size, numbers.Integral) or input_size < 1:
+        return  # no input width to build the expected params for; the checks on xs report it
+    want = param_shapes(cell, input_size, leaves[0].dtype)
+    what = f"the {cell.name} cell (hidden_size={cell.hidden_size}, input size {input_size})"
+    _match(where, what, path, params, want)
+
+
+def _match(where: str, what: str, path: str, got, want) -> None:
+    if isinstance(want, jax.ShapeDtypeStruct):
+        if not (hasattr(got, "shape") and hasattr(got, "dtype")):
+            raise ValueError(
+                f"{where}: {path} must be an array of shape {tuple(want.shape)} for {what}; got {_describe(got)}. "
+                "Build params with this cell's init."
+            )
+        if tuple(got.shape) != tuple(want.shape):
+            raise ValueError(
+                f"{where}: {path} must have shape {tuple(want.shape)} for {what}; got {tuple(got.shape)}. "
+                "Build params with this cell's init."
+            )
+    elif want is None:
+        if got is not None:
+            raise ValueError(
+                f"{where}: {path} must be None: {what} has no such parameters; got {_describe(got)}. "
+                "Build params with this cell's init."
+            )
+    elif isinstance(want, tuple) and hasattr(want, "_fields"):
+        if type(got) is not type(want):
+            raise TypeError(
+                f"{where}: {path} must be {type(want).__name__}, as {what} builds with its init; got {_describe(got)}"
+            )
+        for field in want._fields:
+            _match(where, what, f"{path}.{field}", getattr(got, field), getattr(want, field))
+    else:  # a custom cell's own containers: compare structure, then shapes leaf by leaf
+        if jax.tree.structure(got) != jax.tree.structure(want):
+            raise TypeError(
+                f"{where}: {path} must have the structure {jax.tree.structure(want)} of {what}; "
+                f"got {jax.tree.structure(got)}"
+            )
+        for (key, g), w in zip(jax.tree_util.tree_flatten_with_path(got)[0], jax.tree.leaves(want)):
+            _match(where, what, path + jax.tree_util.keystr(key), g, w)
 
 
 def sampled_in_float32(init: Callable[..., Params]) -> Callable[..., Params]:
@@ -180,8 +268,17 @@ def recurrent_init(where: str, recurrent_init, spectral_radius):
     """Resolves the recurrent initializer, optionally rescaled to an exact spectral radius."""
     init = initializers.get(recurrent_init, where, "recurrent_init")
     if spectral_radius is not None:
-        init = initializers.with_spectral_radius(init, _checks.real_number(where, "spectral_radius", spectral_radius))
+        init = initializers.with_spectral_radius(init, _checks.nonnegative(where, "spectral_radius", spectral_radius))
     return init
+
+
+def finite_number(where: str, name: str, value) -> float:
+    """Returns ``value`` as a float, raising unless it is a finite real number: an infinite or NaN
+    option would put inf/NaN into the weights ``init`` draws."""
+    number = _checks.real_number(where, name, value)
+    if not math.isfinite(number):
+        raise ValueError(f"{where}: {name} must be a finite number; got {number}")
+    return number
 
 
 def check_init_args(where: str, input_size, dtype) -> int:

@@ -119,7 +119,7 @@ def irnn(hidden_size: int, *, scale: float = 1.0, input_init="glorot_uniform") -
         >>> bool(jnp.all(p.recurrent_kernel == jnp.eye(3)))
         True
     """
-    scale = _checks.real_number("irnn", "scale", scale)
+    scale = _checks.nonnegative("irnn", "scale", scale)
     return elman(
         hidden_size, activation="relu", input_init=input_init, recurrent_init="identity", spectral_radius=scale
     )

@@ -169,7 +169,8 @@ def lstm(
         the variant has, of ``"i"`` (also for CIFG, as ``1 - f``), ``"f"`` and ``"o"``.
 
     Raises:
-        ValueError: unknown variant or activation, contradictory options, bad sizes.
+        ValueError: unknown variant or activation, contradictory options, bad sizes, a non-finite
+            ``forget_bias`` or ``chrono_t_max``.
 
     Example:
         >>> import jax, jax.numpy as jnp
@@ -184,7 +185,7 @@ def lstm(
     """
     where = "lstm"
     hidden_size = _checks.dimension(where, "hidden_size", hidden_size)
-    forget_bias = _checks.real_number(where, "forget_bias", forget_bias)
+    forget_bias = _base.finite_number(where, "forget_bias", forget_bias)
     given = dict(
         input_gate=input_gate,
         forget_gate=forget_gate,
@@ -214,7 +215,7 @@ def lstm(
     if opts["coupled"] and not opts["input_gate"]:
         raise ValueError(f"{where}: coupled=True derives the input gate from f; input_gate=False contradicts it")
     if chrono_t_max is not None:
-        chrono_t_max = _checks.real_number(where, "chrono_t_max", chrono_t_max)
+        chrono_t_max = _base.finite_number(where, "chrono_t_max", chrono_t_max)
         if chrono_t_max < 2:
             raise ValueError(f"{where}: chrono_t_max must be >= 2 (b_f ~ log U[1, T_max - 1]); got {chrono_t_max}")
         if not opts["forget_gate"]:
