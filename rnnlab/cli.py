@@ -231,7 +231,10 @@ def main(
         return replot(args.out, findings, make_plots, report)
     config = apply_common_arguments(presets[args.preset], args, parser)
     if configure is not None:
-        config = configure(config, args, parser)
+        try:
+            config = configure(config, args, parser)
+        except (ValueError, TypeError) as e:  # the experiment's config refuses an option's value
+            parser.error(str(e))
     out = args.out or pathlib.Path("runs") / config.name
     claim_folder_or_exit(out, args, parser)
     with interval_or_exit(args.checkpoint_seconds, parser), distributed.use_mesh(make_mesh_or_exit(args.mesh, parser)):

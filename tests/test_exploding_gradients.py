@@ -2,6 +2,7 @@
 
 import json
 import pathlib
+import re
 
 import experiment_module
 import numpy as np
@@ -86,8 +87,10 @@ def test_tiny_run_writes_config_results_plots_and_report(eg, tmp_path, capsys):
     assert (out / "report.md").read_text() == report
 
 
-def test_bad_cli_values_are_rejected(eg):
-    with pytest.raises(ValueError, match=r"radii must be positive"):
+def test_bad_cli_values_are_rejected(eg, capsys):
+    with pytest.raises(SystemExit):
         eg.main(["--preset", "tiny", "--radii", "0", "--out", "/nonexistent"])
-    with pytest.raises(ValueError, match=r"lengths\['temporal_order_pascanu'\] must be ints >= 10"):
+    assert re.search(r"radii must be positive", capsys.readouterr().err)
+    with pytest.raises(SystemExit):
         eg.main(["--preset", "tiny", "--lengths", "temporal_order_pascanu=5", "--out", "/nonexistent"])
+    assert re.search(r"lengths\['temporal_order_pascanu'\] must be ints >= 10", capsys.readouterr().err)
