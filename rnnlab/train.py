@@ -61,7 +61,9 @@ class OptimizerConfig:
         learning_rate: peak learning rate > 0.
         momentum: for ``momentum``/``nesterov``; default 0.9.
         decay: rmsprop's squared-gradient decay; default 0.9.
-        weight_decay: decoupled weight decay for ``adamw``.
+        weight_decay: decoupled weight decay for ``adamw``, on the weight matrices only (fields
+            named ``*kernel``; biases, peepholes and layer-norm gains are not decayed, as
+            :func:`penalty` leaves them out).
 
         A field that the chosen optimizer or schedule does not read (``momentum`` for ``adam``,
         ``warmup_steps`` for ``cosine``, ...) must keep its default: a config that sets one is
@@ -247,7 +249,7 @@ def make_optimizer(config: OptimizerConfig) -> optax.GradientTransformation:
             "rmsprop": lambda: optax.rmsprop(lr_t, decay=config.decay),
             "adagrad": lambda: optax.adagrad(lr_t),
             "adam": lambda: optax.adam(lr_t),
-            "adamw": lambda: optax.adamw(lr_t, weight_decay=config.weight_decay),
+            "adamw": lambda: optax.adamw(lr_t, weight_decay=config.weight_decay, mask=weight_mask),
         }[config.name]()
         clip = {
             None: optax.identity,
@@ -265,6 +267,18 @@ def _is_weight(path) -> bool:
     last = path[-1]
     name = getattr(last, "name", getattr(last, "key", ""))
     return isinstance(name, str) and name.endswith("kernel")
+
+
+def weight_mask(params):
+    """``params`` with True at the weight matrices (fields named ``*kernel``) and False elsewhere.
+
+    Example:
+        >>> import jax
+        >>> from rnnlab import cells, train
+        >>> train.weight_mask(cells.elman(2).init(jax.random.key(0), 3))
+        ElmanParams(input_kernel=True, recurrent_kernel=True, bias=False)
+    """
+    return jax.tree_util.tree_map_with_path(lambda path, _: _is_weight(path), params)
 
 
 def penalty(params, l1: float = 0.0, l2: float = 0.0) -> jax.Array:

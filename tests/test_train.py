@@ -116,6 +116,21 @@ def test_penalties_add_to_the_objective_and_spare_biases():
     np.testing.assert_array_equal(new.params.peephole, PARAMS.peephole)
 
 
+def test_adamw_decays_the_weight_matrices_only():
+    # With a zero loss, adamw moves each weight by -lr * weight_decay * w and leaves the rest alone.
+    lr, wd = 0.1, 0.5
+    opt = train.make_optimizer(train.OptimizerConfig("adamw", learning_rate=lr, weight_decay=wd, clip=None))
+    step = train.make_train_step(lambda p, b, k: 0.0 * loss_fn(p, b, k), opt)
+    new, _ = step(train.init_state(PARAMS, opt), BATCH, jax.random.key(0))
+    for path, old in jax.tree_util.tree_flatten_with_path(PARAMS)[0]:
+        moved = new.params
+        for key in path:
+            moved = getattr(moved, key.name)
+        name = path[-1].name
+        want = old * (1 - lr * wd) if name.endswith("kernel") else old
+        np.testing.assert_allclose(moved, want, rtol=1e-6, err_msg=name)
+
+
 @pytest.mark.parametrize("name", train.OPTIMIZERS)
 def test_each_optimizer_lowers_the_loss(name):
     lr = {"sgd": 0.05, "momentum": 0.02, "nesterov": 0.02, "adagrad": 0.1}.get(name, 0.01)
