@@ -20,8 +20,8 @@ venv: $(STAMP)
 
 # Test processes (pytest-xdist): most of the suite's time is single-threaded XLA compilation.
 TEST_WORKERS ?= 2
-# The tests' small shapes are compile-bound: XLA:CPU's unoptimized code generation compiles faster (the
-# HLO, and so what is computed, is the same; test_train.py and test_fit.py took 48 s instead of 61 s).
+# The tests' small shapes are compile-bound: XLA:CPU's unoptimized code generation compiles faster (the same
+# optimized HLO, built into slower machine code; test_train.py and test_fit.py took 48 s instead of 61 s).
 TEST_XLA_FLAGS ?= --xla_backend_optimization_level=0
 
 test: $(STAMP)
