@@ -249,7 +249,9 @@ def summarize(run: protocols.TaskRun, config: Config, cell, task, length: int, r
         "test_metric": {**runs.seed_stats(metric), "per_seed": metric},
         "per_sequence_success_rate": runs.seed_stats(run.test["success_rate"]),
         "diverged_step": run.diverged_step,
-        "diverged": int(np.sum(run.diverged_step >= 0)),
+        # Seeds that met a non-finite gradient: stopped there, or (on_nonfinite="skip") had that update skipped.
+        "diverged": int(np.sum(run.hit_nonfinite)),
+        "skipped_updates": run.skipped,
         "grad_norm_max": runs.seed_stats(np.nanmax(np.where(np.isfinite(grad_norm), grad_norm, np.nan), axis=0)),
         "grad_norm_median": runs.seed_stats(np.nanmedian(np.where(np.isfinite(grad_norm), grad_norm, np.nan), axis=0)),
         "cliffs_per_seed": [int(c.size) for c in found],
@@ -468,6 +470,12 @@ def report(results: dict) -> str:
         for c, v in f["by_clip"].items()
     )
     lines += [f"By clip, over every start radius, task and length: {said}.", ""]
+    if tr.get("on_nonfinite") == "skip":
+        lines += [
+            'This run trained with on_nonfinite = "skip": a seed counted as diverged met a non-finite gradient, '
+            "had that update skipped and trained on (`skipped_updates` in results.json counts them per seed).",
+            "",
+        ]
     above = f["cliffs_with_sigma_above_1_over_gamma"]
     if f["cliffs_total"]:
         verdict = "holds" if above == f["cliffs_total"] else "does not hold for every cliff"

@@ -251,7 +251,9 @@ def summarize(run: protocols.TaskRun, config: Config, cell, length: int, init: s
         "sequence_success_rate": runs.seed_stats(run.test["success_rate"]),
         "left_plateau": int(np.sum(left >= 0)),
         "plateau_step": left,
-        "diverged": int(np.sum(run.diverged_step >= 0)),
+        "diverged": int(np.sum(run.diverged_step >= 0)),  # stopped at a non-finite loss or gradient
+        "skipped": int(np.sum(run.skipped > 0)),  # trained on past one (on_nonfinite="skip")
+        "skipped_updates": run.skipped,
         "cell_gradient_reach": {k: runs.seed_stats(reach(g["cell"])) for k, g in grad.items()},
         "hidden_gradient_reach": {k: runs.seed_stats(reach(g["hidden"])) for k, g in grad.items()},
         "timescale": {k: _unit_stats(t, length) for k, t in tau.items()},

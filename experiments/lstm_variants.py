@@ -232,7 +232,9 @@ def summarize(run: protocols.TaskRun, config: Config, task, cell_id: str, lrs: n
         "test_median_by_lr": np.median(test, axis=0),
         "val_median_by_lr": np.median(val, axis=0),
         "solved_at_best_lr": int(run.solved.reshape(s, k)[:, j].sum()),
-        "diverged": int(np.sum(run.diverged_step >= 0)),
+        "diverged": int(np.sum(run.diverged_step >= 0)),  # stopped at a non-finite loss or gradient
+        "skipped": int(np.sum(run.skipped > 0)),  # trained on past one (on_nonfinite="skip")
+        "skipped_updates": run.skipped,
         "seeds": s,
         "steps_run": run.steps,
         "seconds": run.seconds,

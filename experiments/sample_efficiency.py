@@ -169,7 +169,9 @@ def summarize(run: protocols.TaskRun, config: Config, length: int, init: str) ->
         "test_size": config.train.test_size,
         "test_mse": runs.seed_stats(run.test["mse"]),
         "baseline_mse": run.baseline,
-        "diverged": int(np.sum(run.diverged_step >= 0)),
+        "diverged": int(np.sum(run.diverged_step >= 0)),  # stopped at a non-finite loss or gradient
+        "skipped": int(np.sum(run.skipped > 0)),  # trained on past one (on_nonfinite="skip")
+        "skipped_updates": run.skipped,
         "published_sequences": PUBLISHED.get(length, (None, None))[0],
         "published_test_wrong": PUBLISHED.get(length, (None, None))[1],
         "steps_run": run.steps,

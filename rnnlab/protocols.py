@@ -161,6 +161,18 @@ class TaskRun(NamedTuple):
     skipped: np.ndarray | None = None
     grad_sequences: np.ndarray | None = None
 
+    @property
+    def hit_nonfinite(self) -> np.ndarray:
+        """``(N,)`` whether a seed met a non-finite loss or gradient: it was stopped there
+        (``on_nonfinite="stop"``, ``diverged_step >= 0``) or had an update skipped (``"skip"``).
+
+        Counting ``diverged_step >= 0`` alone would report no seed in trouble under ``"skip"``.
+        """
+        hit = np.asarray(self.diverged_step) >= 0
+        if self.skipped is not None:
+            hit = hit | (np.asarray(self.skipped) > 0)
+        return hit
+
 
 def run_keys(seed: int, task: str, length: int) -> dict[str, jax.Array]:
     """The PRNG keys of one ``(seed, task, length)``: ``models`` (N keys come from it), ``validation``

@@ -85,6 +85,12 @@ def test_tiny_run_writes_config_results_plots_and_report(eg, tmp_path, capsys):
     (out / "report.md").unlink()
     eg.main(["--replot", "--out", str(out)])
     assert (out / "report.md").read_text() == report
+    for e in results["runs"]:
+        assert e["diverged"] == sum(s >= 0 for s in e["diverged_step"]) and len(e["skipped_updates"]) == e["seeds"]
+    # In skip mode no seed is stopped, so the report says what its "diverged" column counts then.
+    assert 'on_nonfinite = "skip"' not in report
+    results["config"]["train"]["on_nonfinite"] = "skip"
+    assert 'This run trained with on_nonfinite = "skip"' in eg.report(results)
 
 
 def test_bad_cli_values_are_rejected(eg, capsys):

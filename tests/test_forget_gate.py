@@ -85,6 +85,7 @@ def test_tiny_run_writes_config_results_plots_and_report(fg, tmp_path, capsys):
     assert [(e["length"], e["init"]) for e in results["runs"]] == [(6, i) for i in config.inits]
     for e in results["runs"]:
         assert e["seeds"] == config.train.seeds and 0 <= e["left_plateau"] <= e["seeds"]
+        assert len(e["skipped_updates"]) == e["seeds"] and e["skipped"] == sum(n > 0 for n in e["skipped_updates"])
         with np.load(out / "runs" / f"{fg.run_name(e['length'], e['init'])}.npz") as z:
             assert z["timescale_trained"].shape == (e["seeds"], config.hidden_size)
             assert z["grad_init_cell"].shape == (e["seeds"], 6 + 20)

@@ -65,6 +65,8 @@ def test_tiny_run_writes_config_results_plots_and_report(lv, tmp_path):
     for e in saved["runs"]:
         np.testing.assert_allclose(e["learning_rates"], lrs)
         assert e["best_lr"] == pytest.approx(lrs[e["best_lr_index"]])
+        assert len(e["skipped_updates"]) == config.train.seeds * config.lr_trials  # every seed at every rate
+        assert e["skipped"] == sum(n > 0 for n in e["skipped_updates"])
         with np.load(out / "runs" / f"{lv.run_name(e['task'], e['cell'])}.npz") as z:
             assert z["test"].shape == z["val_best"].shape == (config.train.seeds, config.lr_trials)
             # The reported score is the test score at the rate with the best median validation score.

@@ -89,6 +89,13 @@ def test_train_on_task_scores_and_measures_every_seed():
     assert not np.allclose(run.grad_init["hidden"], run.grad_trained["hidden"])
 
 
+def test_a_seed_hit_a_non_finite_step_when_it_was_stopped_or_skipped_one():
+    run = protocols.TaskRun(*([None] * 13))._replace(diverged_step=np.array([-1, 40, -1, -1]))
+    np.testing.assert_array_equal(run.hit_nonfinite, [False, True, False, False])  # no skip counts recorded
+    run = run._replace(skipped=np.array([0, 0, 3, 0]))
+    np.testing.assert_array_equal(run.hit_nonfinite, [False, True, True, False])
+
+
 def test_stop_metric_and_target_go_together():
     with pytest.raises(ValueError, match=r"stop_metric and stop_target go together"):
         dataclasses.replace(SETTINGS, stop_metric="error_rate")

@@ -35,6 +35,7 @@ def test_tiny_run_writes_config_results_plots_and_report(se, tmp_path):
                                                "learning_curves.png"}  # fmt: skip
     assert json.loads((out / "results.json").read_text())["findings"] == json.loads(json.dumps(results["findings"]))
     (e,) = results["runs"]
+    assert len(e["skipped_updates"]) == config.train.seeds and e["skipped"] == sum(n > 0 for n in e["skipped_updates"])
     assert e["budget_sequences"] == config.train.steps * config.train.batch_size
     seqs = np.asarray(e["sequences"])
     assert seqs.shape == (config.train.seeds,) and e["met_rule"] == np.sum(seqs >= 0)
