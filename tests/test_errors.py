@@ -194,9 +194,12 @@ P8 = cells.lstm(8).init(jax.random.key(0), I)
         (cells.gru(4), cells.gru(4, reset_after=False).init(jax.random.key(0), I), ValueError,
          r"params.recurrent_bias must be an array of shape \(4,\).*got None"),
         (cells.lstm(8), P8._asdict(), TypeError, r"params must be LSTMParams.*got dict"),
+        (cells.lstm(8), P8._replace(bias=P8.bias.astype(jnp.float16)), TypeError,
+         r"params.bias must have dtype float32, as this cell's init builds them next to the first parameter's; "
+         r"got float16"),
     ],
     ids=["hidden-size", "cifg", "peepholes", "layer-norm", "gru-lstm", "elman-lstm", "reset-after", "reset-before",
-         "dict"],
+         "dict", "mixed-dtypes"],
 )  # fmt: skip
 def test_params_that_do_not_fit_the_cell(cell, params, exc, pattern):
     """Checked on shapes before tracing, in unroll (eager and under jit, either backward) and in cell.apply."""

@@ -163,16 +163,19 @@ def _describe(value) -> str:
 
 
 def check_params(where: str, cell: Cell, params: Params, input_size: int, path: str = "params") -> None:
-    """Raises unless ``params`` have the structure and shapes of ``cell.init(key, input_size)``.
+    """Raises unless ``params`` have the structure, shapes and dtypes of ``cell.init(key, input_size, dtype)``.
 
     Params of another cell type, hidden size or variant (peepholes, layer norm, CIFG, ...) would
-    otherwise fail deep inside a matmul or split, or run silently. Only shapes are compared (a
-    ``ShapeDtypeStruct`` of ``cell.init``, traced once per cell, input size and dtype), so this runs
-    on tracers under ``jit`` and ``vmap`` (where each leaf has its per-example shape) and does no
-    device work. ``path`` names ``params`` in the messages (``params[1].forward`` inside a stack).
+    otherwise fail deep inside a matmul or split, or run silently; a leaf cast to another dtype than
+    the rest would silently promote the step's math. ``dtype`` is the first leaf's. Only shapes and
+    dtypes are compared (a ``ShapeDtypeStruct`` of ``cell.init``, traced once per cell, input size and
+    dtype), so this runs on tracers under ``jit`` and ``vmap`` (where each leaf has its per-example
+    shape) and does no device work. ``path`` names ``params`` in the messages (``params[1].forward``
+    inside a stack).
 
     Raises:
-        TypeError: ``params`` (or a part of them) is not the NamedTuple ``cell.init`` returns.
+        TypeError: ``params`` (or a part of them) is not the NamedTuple ``cell.init`` returns, or a
+            leaf's dtype differs from what ``cell.init`` gives next to the first leaf's.
         ValueError: a field is missing, present where the cell has none, or of another shape.
     """
     leaves = jax.tree.leaves(params)
@@ -196,6 +199,12 @@ def _match(where: str, what: str, path: str, got, want) -> None:
             raise ValueError(
                 f"{where}: {path} must have shape {tuple(want.shape)} for {what}; got {tuple(got.shape)}. "
                 "Build params with this cell's init."
+            )
+        if np.dtype(got.dtype) != np.dtype(want.dtype):
+            raise TypeError(
+                f"{where}: {path} must have dtype {np.dtype(want.dtype)}, as this cell's init builds them next to "
+                f"the first parameter's; got {np.dtype(got.dtype)}. Cast all params to one dtype, e.g. "
+                "jax.tree.map(lambda a: a.astype(jnp.float32), params)."
             )
     elif want is None:
         if got is not None:
