@@ -114,7 +114,7 @@ def _settings(window, batch_size, steps, every, lr=3e-3, schedule="cosine"):
     return language_model.LMSettings(
         window=window, batch_size=batch_size, steps=steps, eval_every=every,
         optimizer=OptimizerConfig("adam", learning_rate=lr, clip="global_norm", clip_value=5.0, schedule=schedule,
-                                  total_steps=steps),
+                                  **({} if schedule == "constant" else {"total_steps": steps})),
     )  # fmt: skip
 
 
@@ -448,13 +448,17 @@ def configure(config: Config, args, parser) -> Config:
     if args.window is not None:
         train = dataclasses.replace(train, window=args.window)
     opt = train.optimizer
-    if opt.total_steps not in (PRESETS[args.preset].train.optimizer.total_steps, train.steps):
-        parser.error(f"train.optimizer.total_steps = {opt.total_steps} differs from train.steps = {train.steps}: "
-                     "in char_lm the learning-rate schedule spans the run's steps; leave total_steps out")  # fmt: skip
-    try:
-        changes["train"] = dataclasses.replace(train, optimizer=dataclasses.replace(opt, total_steps=train.steps))
-    except ValueError as e:  # e.g. a warm-up no shorter than the run
-        parser.error(f"train.steps = {train.steps}, the schedule's total_steps: {e}")
+    if opt.schedule != "constant":  # the constant schedule has no length (and refuses a total_steps)
+        if opt.total_steps not in (PRESETS[args.preset].train.optimizer.total_steps, train.steps):
+            parser.error(
+                f"train.optimizer.total_steps = {opt.total_steps} differs from train.steps = {train.steps}: "
+                "in char_lm the learning-rate schedule spans the run's steps; leave total_steps out"
+            )
+        try:
+            opt = dataclasses.replace(opt, total_steps=train.steps)
+        except ValueError as e:  # e.g. a warm-up no shorter than the run
+            parser.error(f"train.steps = {train.steps}, the schedule's total_steps: {e}")
+    changes["train"] = dataclasses.replace(train, optimizer=opt)
     return dataclasses.replace(config, **changes)
 
 

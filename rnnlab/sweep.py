@@ -62,7 +62,9 @@ class SweepConfig:
         train: how each point is trained and scored (``train.seeds`` models per learning rate).
         seed: the sweep seed; every cell sees the same data for a given (seed, task, length).
         learning_rates: peak learning rates, packed: trained side by side with the seeds.
-        optimizers: update rules (:data:`rnnlab.train.OPTIMIZERS`); run in sequence.
+        optimizers: update rules (:data:`rnnlab.train.OPTIMIZERS`); run in sequence. A field of
+            ``train.optimizer`` that only some rules read (``decay`` for rmsprop, ...) applies to
+            their points; the other points run with its default.
         clip_values: gradient clipping thresholds for ``train.optimizer.clip``; run in sequence.
         cell_variants: named cells with options, ``{name: {"cell": registry id, **options}}``,
             e.g. ``{"lstm_fb0": {"cell": "lstm", "forget_bias": 0.0}}``.
@@ -238,8 +240,12 @@ def make_cell(config: SweepConfig, point: Point) -> cells.Cell:
 
 
 def settings_for(config: SweepConfig, point: Point) -> TrainSettings:
-    """``config.train`` with the point's optimizer and clip value."""
-    opt = dataclasses.replace(config.train.optimizer, name=point.optimizer)
+    """``config.train`` with the point's optimizer and clip value.
+
+    A field only some update rules read (``momentum``, ``decay``, ``weight_decay``) applies to the
+    points whose rule reads it; the others run with its default (:meth:`OptimizerConfig.with_name`).
+    """
+    opt = config.train.optimizer.with_name(point.optimizer)
     if point.clip is not None:
         opt = dataclasses.replace(opt, clip_value=point.clip)
     return dataclasses.replace(config.train, optimizer=opt)

@@ -46,6 +46,8 @@ _USED_BY = (
     ("momentum", ("momentum", "nesterov"), "name"),
     ("decay", ("rmsprop",), "name"),
     ("weight_decay", ("adamw",), "name"),
+    ("clip_value", ("global_norm", "value"), "clip"),
+    ("total_steps", ("cosine", "exponential", "warmup_cosine"), "schedule"),
     ("warmup_steps", ("warmup_cosine",), "schedule"),
     ("decay_rate", ("exponential",), "schedule"),
 )
@@ -65,9 +67,11 @@ class OptimizerConfig:
             named ``*kernel``; biases, peepholes and layer-norm gains are not decayed, as
             :func:`penalty` leaves them out).
 
-        A field that the chosen optimizer or schedule does not read (``momentum`` for ``adam``,
+        A field that the chosen optimizer, clip or schedule does not read (``momentum`` for
+        ``adam``, ``clip_value`` with no clip, ``total_steps`` for the constant schedule,
         ``warmup_steps`` for ``cosine``, ...) must keep its default: a config that sets one is
-        refused rather than run without it.
+        refused rather than run without it. :meth:`with_name` changes the rule and resets the
+        fields the new one does not read.
         clip: ``None``, ``"global_norm"`` (rescale the gradient so its global L2 norm is at most
             ``clip_value``; Pascanu et al. 2013) or ``"value"`` (clip every component to
             ``[-clip_value, clip_value]``).
@@ -126,6 +130,25 @@ class OptimizerConfig:
                     f"{where}: {field}={getattr(self, field)!r} is used only with {chosen} in {used_by}; "
                     f"got {chosen}={getattr(self, chosen)!r}, which ignores it (leave {field} at {defaults[field]!r})"
                 )
+
+    def with_name(self, name: str) -> OptimizerConfig:
+        """This config with update rule ``name``; the fields only other rules read go back to their defaults.
+
+        For a sweep over update rules: ``decay`` set for ``rmsprop`` applies to the rmsprop runs
+        and the adam runs get the default, which adam does not read anyway; ``momentum`` carries
+        over between ``momentum`` and ``nesterov``, which both read it.
+
+        Example:
+            >>> from rnnlab import train
+            >>> rms = train.OptimizerConfig("rmsprop", learning_rate=0.01, decay=0.95)
+            >>> adam = rms.with_name("adam")
+            >>> adam.name, adam.decay, adam.learning_rate
+            ('adam', 0.9, 0.01)
+        """
+        _checks.choice("OptimizerConfig.with_name", "name", name, OPTIMIZERS)
+        defaults = {f.name: f.default for f in dataclasses.fields(self)}
+        reset = {field: defaults[field] for field, users, chosen in _USED_BY if chosen == "name" and name not in users}
+        return dataclasses.replace(self, name=name, **reset)
 
     @classmethod
     def from_dict(cls, config: dict) -> OptimizerConfig:

@@ -242,6 +242,17 @@ def test_grid_runs_hidden_sizes_optimizers_and_clip_values_in_sequence():
     assert {p.clip for p in sweep.grid(dataclasses.replace(TINY, train=no_clip))} == {None}
 
 
+def test_a_field_only_some_optimizers_read_applies_to_their_points():
+    # rmsprop's decay (and nesterov's momentum) would be refused by adam's config if carried over.
+    for base, field, value, rules in [("rmsprop", "decay", 0.95, ("rmsprop", "adam")),
+                                      ("nesterov", "momentum", 0.99, ("nesterov", "momentum", "adamw"))]:  # fmt: skip
+        train_settings = dataclasses.replace(TRAIN, optimizer=OptimizerConfig(base, **{field: value}))
+        config = dataclasses.replace(TINY, optimizers=rules, train=train_settings)
+        got = {p.optimizer: getattr(sweep.settings_for(config, p).optimizer, field) for p in sweep.grid(config)}
+        default = getattr(OptimizerConfig(), field)
+        assert got == {rule: value if rule in (base, "momentum") else default for rule in rules}
+
+
 @pytest.mark.parametrize("change, message", [
     ({"cells": ("lstn",)}, "cells[0] must be a registered cell or a key of cell_variants, one of ['elman', 'gru', "),
     ({"cells": ("lstm", "lstm")}, "cells must not repeat a value"),

@@ -1,5 +1,7 @@
 """The training stack: optimizer chain from a config, the train step's metrics, penalties, early stopping."""
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -158,8 +160,8 @@ def test_step_traces_once():
 
 
 def test_schedules():
+    assert float(train.make_schedule(train.OptimizerConfig(schedule="constant", learning_rate=1.0))(7)) == 1.0
     cfg = dict(learning_rate=1.0, total_steps=10)
-    assert float(train.make_schedule(train.OptimizerConfig(schedule="constant", **cfg))(7)) == 1.0
     np.testing.assert_allclose(train.make_schedule(train.OptimizerConfig(schedule="cosine", **cfg))(10), 0.0, atol=1e-7)
     np.testing.assert_allclose(
         train.make_schedule(train.OptimizerConfig(schedule="exponential", decay_rate=0.5, **cfg))(10), 0.5, rtol=1e-6
@@ -187,12 +189,27 @@ def test_schedules():
         ({"name": "adam", "decay": 0.99}, ValueError, r"decay=0.99 is used only with name in \('rmsprop',\)"),
         ({"schedule": "cosine", "warmup_steps": 5}, ValueError, r"warmup_steps=5 is used only with schedule in"),
         ({"decay_rate": 0.5}, ValueError, r"decay_rate=0.5 is used only with schedule in \('exponential',\)"),
+        ({"clip": None, "clip_value": 5.0}, ValueError, r"clip_value=5.0 is used only with clip in \('global_norm', "
+         r"'value'\); got clip=None, which ignores it \(leave clip_value at 1.0\)"),
+        ({"total_steps": 50}, ValueError, r"total_steps=50 is used only with schedule in \('cosine', 'exponential', "
+         r"'warmup_cosine'\); got schedule='constant'"),
         ({"schedule": "warmup_cosine", "warmup_steps": 10, "total_steps": 10}, ValueError, r"must be < total_steps"),
     ],
 )
 def test_config_errors(kwargs, exc, pattern):
     with pytest.raises(exc, match=pattern):
         train.OptimizerConfig(**kwargs)
+
+
+def test_with_name_resets_the_fields_only_other_rules_read():
+    nesterov = train.OptimizerConfig("nesterov", learning_rate=0.1, momentum=0.95, clip_value=2.0)
+    assert nesterov.with_name("momentum") == dataclasses.replace(nesterov, name="momentum")  # both read momentum
+    adam = nesterov.with_name("adam")
+    assert (adam.name, adam.momentum, adam.learning_rate, adam.clip_value) == ("adam", 0.9, 0.1, 2.0)
+    rms = train.OptimizerConfig("rmsprop", decay=0.95, schedule="cosine", total_steps=50)
+    assert rms.with_name("adamw").decay == 0.9 and rms.with_name("adamw").total_steps == 50
+    with pytest.raises(ValueError, match=r"OptimizerConfig.with_name: name must be one of .*got 'adamax'"):
+        rms.with_name("adamax")
 
 
 def test_config_from_dict():
