@@ -227,7 +227,10 @@ def _scan_cell(
         t, xp_t, valid_t, reset_t, off_t = inputs
         if truncation is not None:
             cut = (t % truncation == 0) & (t > 0)
-            carry = jax.tree.map(lambda c: jnp.where(cut, jax.lax.stop_gradient(c), c), carry)
+            if valid_t is None:
+                carry = jax.tree.map(lambda c: jnp.where(cut, jax.lax.stop_gradient(c), c), carry)
+            else:  # only inside a sequence: past its end the carry is its final one, and keeps its gradient
+                carry = _tree_where(cut & valid_t, jax.tree.map(jax.lax.stop_gradient, carry), carry)
         start = carry if reset_t is None else _tree_where(jnp.broadcast_to(reset_t, (B,)), fresh, carry)
         new_carry, y = step(params, start, xp_t)
         if off_t is not None:  # zero perturbations whose gradient is dL/d(carry_t): see diagnostics
@@ -366,7 +369,8 @@ def unroll(
         reverse: process each sequence from its last valid step to its first. Outputs stay aligned
             with the inputs (``ys[t]`` is the output after reading ``x_t``).
         truncation: truncated BPTT: the gradient is stopped on the carry every ``truncation`` steps
-            (counted in processing order); the forward values are unchanged.
+            (counted in processing order; with ``lengths``, only at steps inside a sequence, so its
+            final carry keeps its gradient back to its last cut); the forward values are unchanged.
         unroll: how many steps ``lax.scan`` unrolls per loop iteration; ``None`` (default):
             :func:`default_unroll` for the backend and the carry's size (1 on CPU; 8 on GPU and
             TPU, 2 there when the carry's largest leaf has ``B * H >= 16384`` elements).
