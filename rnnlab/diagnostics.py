@@ -355,7 +355,7 @@ def gate_statistics(
             not count.
         saturation: ``(low, high)`` thresholds with ``0 <= low <= high <= 1``.
         **unroll_kwargs: passed to :func:`rnnlab.unroll`: ``initial_carry``, ``resets``,
-            ``time_major``, ``hoist_input``, ``unroll``, ``remat``, ``truncation``.
+            ``reset_carry``, ``time_major``, ``hoist_input``, ``unroll``, ``remat``, ``truncation``.
 
     Returns:
         A :class:`GateStatistics`.
@@ -420,11 +420,17 @@ def gate_statistics(
         carry0 = cell.initial_carry(params, (B,))
     elif not batched:
         carry0 = jax.tree.map(lambda a: a[None], carry0)
-    # The carry entering step t: carry0 at t = 0 and at a reset, the carry after step t - 1 otherwise.
+    fresh = unroll_kwargs.get("reset_carry")
+    if fresh is None:
+        fresh = carry0
+    elif not batched:
+        fresh = jax.tree.map(lambda a: a[None], fresh)
+    # The carry entering step t: carry0 at t = 0, reset_carry (default carry0) at a reset, the carry
+    # after step t - 1 otherwise.
     before = jax.tree.map(lambda c0, c: jnp.concatenate([c0[None], c[:-1]], axis=0), carry0, carries)
     if unroll_kwargs.get("resets") is not None:
         r = to_tb(unroll_kwargs["resets"])[..., None]
-        before = jax.tree.map(lambda c0, c: jnp.where(r, jnp.broadcast_to(c0[None], c.shape), c), carry0, before)
+        before = jax.tree.map(lambda f, c: jnp.where(r, jnp.broadcast_to(f[None], c.shape), c), fresh, before)
     gates = cell.gates(params, before, cell.project(params, xs_tb))  # {name: (T, B, H)}
 
     if lengths is None:

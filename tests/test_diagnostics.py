@@ -162,21 +162,23 @@ def _sigmoid(a):
     return 1.0 / (1.0 + np.exp(-a))
 
 
-def _numpy_forget_gates(p, xs, carry0, carries, resets=None):
+def _numpy_forget_gates(p, xs, carry0, carries, resets=None, reset_carry=None):
     """f_t = sigmoid(x_t W_f + h_{t-1} U_f + b_f) step by step from the unroll's carries (vanilla LSTM,
-    gate blocks i, f, g, o), with h_{t-1} the initial hidden state at t = 0 and at a reset."""
+    gate blocks i, f, g, o), with h_{t-1} the initial hidden state at t = 0 and the reset carry's
+    (default the initial one) at a reset."""
     W, U, b = (np.asarray(a, np.float64)[..., H : 2 * H] for a in (p.input_kernel, p.recurrent_kernel, p.bias))
     xs, hs, h0 = np.asarray(xs, np.float64), np.asarray(carries.hidden, np.float64), np.asarray(carry0.hidden)
     f = np.zeros((B, T, H))
     for t in range(T):
         h_prev = h0 if t == 0 else hs[:, t - 1]
         if resets is not None:
-            h_prev = np.where(np.asarray(resets)[:, t, None], h0, h_prev)
+            h_reset = h0 if reset_carry is None else np.asarray(reset_carry.hidden)
+            h_prev = np.where(np.asarray(resets)[:, t, None], h_reset, h_prev)
         f[:, t] = _sigmoid(xs[:, t] @ W + h_prev @ U + b)
     return f
 
 
-@pytest.mark.parametrize("masking", ["none", "lengths", "lengths_and_resets"])
+@pytest.mark.parametrize("masking", ["none", "lengths", "lengths_and_resets", "reset_carry"])
 def test_gate_statistics_match_a_numpy_loop(x64, masking):
     cell = cells.lstm(H)
     p = cell.init(jax.random.key(5), I, dtype=jnp.float64)
@@ -187,13 +189,15 @@ def test_gate_statistics_match_a_numpy_loop(x64, masking):
     carry0 = cells.LSTMCarry(*(jnp.asarray(rng.normal(0.0, 0.5, (B, H))) for _ in range(2)))
     lengths = None if masking == "none" else jnp.array([T, 5, 1])
     resets = None
-    if masking == "lengths_and_resets":
+    if masking in ("lengths_and_resets", "reset_carry"):
         resets = jnp.zeros((B, T), bool).at[0, 4].set(True).at[1, 2].set(True)
     kwargs = dict(initial_carry=carry0, resets=resets)
+    if masking == "reset_carry":  # a reset restores this carry, not the initial one
+        kwargs["reset_carry"] = cells.LSTMCarry(*(jnp.asarray(rng.normal(0.0, 0.5, (B, H))) for _ in range(2)))
     stats = diagnostics.gate_statistics(cell, p, xs, lengths=lengths, saturation=(0.2, 0.8), **kwargs)
     _, _, carries = rnnlab.unroll(cell, p, xs, lengths=lengths, return_carries=True, **kwargs)
 
-    f = _numpy_forget_gates(p, xs, carry0, carries, resets)
+    f = _numpy_forget_gates(p, xs, carry0, carries, resets, kwargs.get("reset_carry"))
     n = np.full(B, T) if lengths is None else np.asarray(lengths)
     valid = np.arange(T)[None, :] < n[:, None]  # (B, T)
     f_valid = f[valid]  # (N, H): the padded steps are dropped
