@@ -197,13 +197,17 @@ def test_temporal_order_hs97_protocol():
     assert batch.mask.sum() == 512 and batch.mask[rows, last].all()
 
 
-def test_temporal_order_pascanu_protocol():
-    task, length = tasks.get("temporal_order_pascanu"), 100
+@pytest.mark.parametrize("length", [100, 25])
+def test_temporal_order_pascanu_protocol(length):
+    task = tasks.get("temporal_order_pascanu")
     batch = jax.tree.map(np.asarray, task.sample(KEY, 512, length))
     seq = batch.inputs.argmax(-1)
     assert (batch.inputs.sum(-1) == 1).all()
     rel = np.argwhere(seq < 2)[:, 1].reshape(512, 2)
-    assert rel[:, 0].min() == 10 and rel[:, 0].max() == 19 and rel[:, 1].min() == 50 and rel[:, 1].max() == 59
+    # tempOrder.py: p0 = randint(int(.1 l)) + int(.1 l), p1 = randint(int(.1 l)) + int(.5 l), in Python floats.
+    tenth, half = int(length * 0.1), int(length * 0.5)
+    assert (rel[:, 0].min(), rel[:, 0].max()) == (tenth, 2 * tenth - 1)
+    assert (rel[:, 1].min(), rel[:, 1].max()) == (half, half + tenth - 1)  # 50..59 at L = 100, 12..13 at L = 25
     rows = np.arange(512)
     np.testing.assert_array_equal(batch.targets[:, -1], seq[rows, rel[:, 0]] + 2 * seq[rows, rel[:, 1]])
     assert batch.mask[:, -1].all() and batch.mask.sum() == 512

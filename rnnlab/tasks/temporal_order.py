@@ -75,9 +75,10 @@ def temporal_order() -> Task:
 
 def _pascanu(key, batch_size: int, length: int) -> Batch:
     k_noise, k_p0, k_p1, k_v = jax.random.split(key, 4)
-    tenth = length // 10
+    # tempOrder.py: p0 = randint(int(.1 l)) + int(.1 l), p1 = randint(int(.1 l)) + int(.5 l) (int(.1 l) == l // 10).
+    tenth, half = length // 10, length // 2
     p0 = jax.random.randint(k_p0, (batch_size, 1), tenth, 2 * tenth)
-    p1 = jax.random.randint(k_p1, (batch_size, 1), 5 * tenth, 6 * tenth)
+    p1 = jax.random.randint(k_p1, (batch_size, 1), half, half + tenth)
     v = jax.random.randint(k_v, (batch_size, 2), 0, 2)
     t = jnp.arange(length)[None, :]
     seq = jax.random.randint(k_noise, (batch_size, length), 2, 6)
@@ -94,7 +95,7 @@ def temporal_order_pascanu() -> Task:
 
     ``length = L >= 10``, fixed within a batch (sweep ``L`` across batches as their training script does).
     ``inputs (B, L, 6)`` one-hot: symbols 2..5 are distractors at every step except two relevant steps
-    ``p0`` uniform in ``[L // 10, 2 (L // 10))`` and ``p1`` in ``[5 (L // 10), 6 (L // 10))``, each carrying
+    ``p0`` uniform in ``[L // 10, 2 (L // 10))`` and ``p1`` in ``[L // 2, L // 2 + L // 10)``, each carrying
     symbol ``v0`` / ``v1`` in ``{0, 1}``. ``targets``: class ``v0 + 2 v1`` at the last step ``L - 1``. Outputs
     ``(B, L, 4)`` logits; loss: cross-entropy there; success: argmax correct (they call a model successful when
     fewer than 1% of 10,000 fresh sequences fail); baseline ``log(4)``.
