@@ -223,6 +223,16 @@ def last_finite(series: np.ndarray) -> np.ndarray:
     return np.where(finite.any(axis=0), series[rows, np.arange(series.shape[1])], np.nan)
 
 
+def pascanu_solved(error_rate, test_size: int) -> np.ndarray:
+    """Pascanu et al.'s success rule per seed: fewer than 1% of the ``test_size`` test sequences wrong.
+
+    ``error_rate`` is each seed's mean over the test batches of the share wrong; the count is
+    rounded from it, so that exactly 1% wrong fails however the batches' float means round.
+    """
+    wrong = np.rint(np.asarray(error_rate, np.float64) * test_size)
+    return wrong < 0.01 * test_size
+
+
 def summarize(run: protocols.TaskRun, config: Config, cell, task, length: int, radius: float, clip: str) -> tuple:
     """The results.json entry of one run, and the arrays kept in its ``.npz``."""
     metric = run.test[run.metric]
@@ -234,7 +244,7 @@ def summarize(run: protocols.TaskRun, config: Config, cell, task, length: int, r
     all_at = np.concatenate(at_cliff) if at_cliff else np.zeros(0)
     xs = task.sample(protocols.run_keys(config.seed, task.name, length)["test"], 1, length).inputs[0]
     jac = {"init": _jacobian_by_lag(cell, run.init_params, xs), "trained": _jacobian_by_lag(cell, run.params, xs)}
-    pascanu_success = run.test["success_rate"] >= 0.99
+    pascanu_success = pascanu_solved(run.test["error_rate"], config.train.test_size)
     entry = {
         "task": task.name,
         "length": length,
@@ -533,8 +543,8 @@ def report(results: dict) -> str:
         "Differences from the published setting: the learning rate and step budget are the preset's (above); the "
         "adding problem is the Arjovsky et al. (2016) form (sum of two values marked in the two halves) rather than "
         "Pascanu's generator (mean of the values, lengths in [T, 1.1 T)); a seed solves a task by the test-loss rule "
-        "above, and the per-sequence rule of Pascanu's temporal order (>= 99% of test sequences right) is in "
-        "`results.json` as `pascanu_success_rate`. The paper's success-rate figures are not reproduced number for "
+        "above, and the per-sequence rule of Pascanu's temporal order (fewer than 1% of the test sequences wrong) is "
+        "in `results.json` as `pascanu_success_rate`. The paper's success-rate figures are not reproduced number for "
         "number: the comparison is with its claims.",
         "",
     ]

@@ -37,6 +37,13 @@ def test_cells_start_with_every_singular_value_at_the_radius(eg):
         np.testing.assert_allclose(np.linalg.svd(u, compute_uv=False), radius, rtol=1e-5)
 
 
+def test_pascanu_success_is_fewer_than_one_percent_wrong(eg):
+    # Test sets of 1000 in two batches of 500, their float32 shares averaged as protocols does.
+    rates = [np.mean(np.float32([a / 500, b / 500])) for a, b in [(5, 5), (3, 7), (4, 5), (0, 0), (60, 40)]]
+    np.testing.assert_array_equal(eg.pascanu_solved(rates, 1000), [False, False, True, True, False])
+    assert eg.pascanu_solved([10 / 1024], 1024).tolist() == [True]  # 10 < 10.24
+
+
 def test_optimizer_per_clip(eg):
     config = eg.PRESETS["tiny"]
     assert config.optimizer("none").clip is None
