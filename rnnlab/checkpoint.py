@@ -47,6 +47,36 @@ def _is_key(x) -> bool:
     return hasattr(x, "dtype") and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)
 
 
+def _stored(state):
+    """``state`` as Orbax stores it: PRNG keys as their key data, Python and numpy scalars as arrays."""
+    state = jax.tree.map(lambda x: jax.random.key_data(x) if _is_key(x) else x, state)
+    return jax.tree.map(lambda x: np.asarray(x) if isinstance(x, (np.generic, int, float)) else x, state)
+
+
+def _layout(stored) -> list[list]:
+    """``[path, shape, dtype]`` of every leaf: what a restore must find again, None fields included
+    (a field that is None in one tree and an array in the other changes the paths)."""
+    leaves = jax.tree_util.tree_flatten_with_path(stored)[0]
+    return [[jax.tree_util.keystr(p), [int(n) for n in np.shape(x)], str(np.dtype(x.dtype))] for p, x in leaves]
+
+
+def _first_difference(saved: list, wanted: list) -> str:
+    saved_by_path, wanted_by_path = {p: (s, d) for p, s, d in saved}, {p: (s, d) for p, s, d in wanted}
+    for path, (shape, dtype) in wanted_by_path.items():
+        if path not in saved_by_path:
+            return f"state{path} (shape {tuple(shape)}, {dtype}) is not in the checkpoint"
+        if saved_by_path[path] != (shape, dtype):
+            got_shape, got_dtype = saved_by_path[path]
+            return (
+                f"state{path} has shape {tuple(got_shape)}, {got_dtype} in the checkpoint; this run's has "
+                f"shape {tuple(shape)}, {dtype}"
+            )
+    extra = [path for path in saved_by_path if path not in wanted_by_path]
+    if extra:
+        return f"the checkpoint holds state{extra[0]}, which this run's state has not"
+    return "the leaves are in another order"
+
+
 class Checkpointer:
     """The checkpoints of one training loop, in ``directory``.
 
@@ -89,13 +119,12 @@ class Checkpointer:
         """Writes checkpoint ``step``: the pytree ``state`` and the numpy arrays ``log``."""
         import orbax.checkpoint as ocp
 
-        state = jax.tree.map(lambda x: jax.random.key_data(x) if _is_key(x) else x, state)
-        state = jax.tree.map(lambda x: np.asarray(x) if isinstance(x, (np.generic, int, float)) else x, state)
+        state = _stored(state)
         log = {k: np.asarray(v) for k, v in (log or {}).items()}
         empty = sorted(k for k, v in log.items() if v.size == 0)
         if empty:
             raise ValueError(f"Checkpointer.save: log entries {empty} are empty; Orbax cannot store empty arrays")
-        items = {"state": ocp.args.StandardSave(state)}
+        items = {"state": ocp.args.StandardSave(state), "layout": ocp.args.JsonSave(_layout(state))}
         if log:
             items["log"] = ocp.args.StandardSave(log)
         self._mgr().save(int(step), args=ocp.args.Composite(**items), force=True)
@@ -114,15 +143,24 @@ class Checkpointer:
         """``(step, state, log)`` of the newest checkpoint, or None when there is none.
 
         ``state`` takes the structure, dtypes and shardings of ``template`` (the loop's state as it
-        would start); a checkpoint of another structure raises a ValueError naming the folder.
+        would start); a checkpoint of another structure raises a ValueError naming the folder and
+        the first leaf that differs: a field that is None on one side only (params of another
+        variant), or another shape or dtype.
         """
         import orbax.checkpoint as ocp
 
         step = self.latest_step()
         if step is None:
             return None
-        target = jax.tree.map(lambda x: jax.random.key_data(x) if _is_key(x) else x, template)
-        target = jax.tree.map(lambda x: np.asarray(x) if isinstance(x, (np.generic, int, float)) else x, target)
+        target = _stored(template)
+        if (self.directory / str(step) / "layout").exists():  # written since the layout was recorded
+            saved = self._mgr().restore(step, args=ocp.args.Composite(layout=ocp.args.JsonRestore()))["layout"]
+            wanted = _layout(target)
+            if saved != wanted:
+                raise ValueError(
+                    f"Checkpointer.restore: the checkpoint at step {step} in {self.directory} does not match this "
+                    f"run's state (was it written by another model or config?): {_first_difference(saved, wanted)}"
+                )
         items = {"state": ocp.args.StandardRestore(target)}
         if (self.directory / str(step) / "log").exists():
             items["log"] = ocp.args.StandardRestore()

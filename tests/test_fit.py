@@ -225,6 +225,30 @@ def test_a_run_continued_from_its_checkpoint_ends_bit_identical(tmp_path):
         _fit(jax.random.split(jax.random.key(7), 2), steps=12, checkpoint=checkpoint.Checkpointer(tmp_path / "ckpt"))
 
 
+@pytest.mark.parametrize(
+    "saved, template, pattern",
+    [  # params of another variant: a None field on one side only
+        ("peepholes", "plain", r"the checkpoint holds state\['params'\].peephole, which this run's state has not"),
+        ("plain", "peepholes", r"state\['params'\].peephole \(shape \(3, 3\), float32\) is not in the checkpoint"),
+        # numpy bookkeeping of another size: Orbax checks only jax arrays' shapes itself
+        ("best2", "best3", r"state\['best'\] has shape \(2,\), float64 in the checkpoint; this run's has shape \(3,\)"),
+    ],
+)  # fmt: skip
+def test_a_checkpoint_of_another_state_is_refused_naming_the_leaf(tmp_path, saved, template, pattern):
+    key = jax.random.key(0)
+    states = {
+        "plain": {"params": cells.lstm(3).init(key, 2)},
+        "peepholes": {"params": cells.lstm(3, peepholes=True).init(key, 2)},
+        "best2": {"best": np.zeros(2)},
+        "best3": {"best": np.zeros(3)},
+    }
+    checkpoint.Checkpointer(tmp_path / "c").save(1, states[saved])
+    with pytest.raises(ValueError, match=r"does not match this run's state .*: " + pattern):
+        checkpoint.Checkpointer(tmp_path / "c").restore(states[template])
+    step, state, _ = checkpoint.Checkpointer(tmp_path / "c").restore(states[saved])  # its own template restores
+    assert step == 1 and jax.tree.structure(state) == jax.tree.structure(states[saved])
+
+
 def test_a_checkpoint_scope_hands_each_loop_its_folder_and_clears_it_when_done(tmp_path):
     keys = jax.random.split(jax.random.key(6), 2)
     with checkpoint.scope(tmp_path / "point", resume=False, seconds=0) as folder:
