@@ -59,6 +59,18 @@ def carry_gradients(cell: Cell, params, xs: jax.Array, loss_fn: Callable, **unro
     return jax.grad(loss_of_offsets)(zeros)
 
 
+def _l2_norm(g: jax.Array) -> jax.Array:
+    """``||g||_2`` over the last axis, computed as ``m ||g / m||`` with ``m = max |g_i|``.
+
+    Squaring first would read a norm below about 1e-19 in float32 as 0 (the squares fall under
+    the smallest normal number, 1.2e-38, which XLA flushes to zero on CPU), where the gradient
+    itself is still far from underflowing. A NaN or inf entry gives NaN or inf, as unscaled.
+    """
+    peak = jnp.max(jnp.abs(g), axis=-1, keepdims=True)
+    scale = jnp.where((peak > 0) & jnp.isfinite(peak), peak, jnp.ones((), g.dtype))
+    return scale[..., 0] * jnp.linalg.norm(g / scale, axis=-1)
+
+
 def carry_gradient_norms(cell: Cell, params, xs: jax.Array, loss_fn: Callable, **unroll_kwargs):
     r"""``||dL/d(carry_t)||`` (L2 over units) by lag from each sequence's last step, averaged over the batch.
 
@@ -70,7 +82,9 @@ def carry_gradient_norms(cell: Cell, params, xs: jax.Array, loss_fn: Callable, *
         out[t] = (1 / n_k) * sum_{b : L_b > k} g_b(L_b - 1 - k),      n_k = #{b : L_b > k},  k = T - 1 - t
 
     A sequence shorter than ``k + 1`` steps has no lag k and is left out of that entry's mean; an
-    entry no sequence reaches (``n_k = 0``) is ``nan``, never a zero. :func:`lag_counts` gives
+    entry no sequence reaches (``n_k = 0``) is ``nan``, never a zero. The norm is scaled by its
+    largest entry, so a 0 means the gradient itself underflowed (every entry below float32's
+    smallest normal number, about 1.2e-38), not just its squares. :func:`lag_counts` gives
     ``n_k``. For fixed-length sequences this is the batch mean at step t (lag ``T - 1 - t``), so
     ``out[::-1]`` is the curve by lag 0..T-1. With ``reverse=True`` every sequence ends at step 0:
     entry t is lag t, the mean over the sequences with ``L_b > t``. ``resets`` are not taken into
@@ -104,7 +118,7 @@ def carry_gradient_norms(cell: Cell, params, xs: jax.Array, loss_fn: Callable, *
     lengths, reverse = unroll_kwargs.get("lengths"), unroll_kwargs.get("reverse", False)
 
     def norms(g):
-        n = jnp.linalg.norm(g, axis=-1)
+        n = _l2_norm(g)
         n = (n.T if time_major else n) if batched else n[None]  # (B, T)
         if lengths is None:
             return jnp.mean(n, axis=0)

@@ -128,6 +128,18 @@ def test_gradient_norms_by_lag_match_a_per_sequence_loop(layout):
         np.testing.assert_array_equal(np.isnan(leaf), np.asarray(counts) == 0)
 
 
+def test_gradient_norms_far_below_the_square_root_of_float32_s_smallest_normal_are_not_zero():
+    # h_t = 1e-3 h_{t-1} + ...: dL/dh at lag k is 1e-3**k per unit, so its norm is sqrt(3) 1e-3**k, down to
+    # 1.7e-33 at lag 11, whose squares (3e-66) underflow float32: the norm must not read them.
+    cell = cells.elman(3, activation="identity")
+    p = cell.init(jax.random.key(0), 1)._replace(recurrent_kernel=1e-3 * jnp.eye(3))
+    norms = diagnostics.carry_gradient_norms(cell, p, jnp.ones((2, 12, 1)), lambda ys, final: jnp.sum(ys[:, -1]))
+    np.testing.assert_allclose(norms.hidden[::-1], np.sqrt(3) * 1e-3 ** np.arange(12.0), rtol=1e-5)
+    # A gradient that is itself 0, inf or NaN keeps that norm.
+    g = jnp.array([[0.0, 0.0], [jnp.inf, 1.0], [jnp.nan, 1.0], [3e-30, 4e-30]])
+    np.testing.assert_allclose(diagnostics._l2_norm(g), [0.0, np.inf, np.nan, 5e-30], rtol=1e-6)
+
+
 def test_gradient_norms_of_full_length_sequences_are_the_plain_batch_mean():
     cell = cells.gru(H)
     p = cell.init(jax.random.key(7), I)
@@ -139,7 +151,8 @@ def test_gradient_norms_of_full_length_sequences_are_the_plain_batch_mean():
         norms = diagnostics.carry_gradient_norms(cell, p, XS, loss, lengths=lengths)
         g = diagnostics.carry_gradients(cell, p, XS, loss, lengths=lengths)
         # Bit for bit the batch mean at every step: fixed-length curves are what they always were.
-        np.testing.assert_array_equal(norms.hidden, jnp.mean(jnp.linalg.norm(g.hidden, axis=-1), axis=0))
+        np.testing.assert_array_equal(norms.hidden, jnp.mean(diagnostics._l2_norm(g.hidden), axis=0))
+        np.testing.assert_allclose(norms.hidden, jnp.mean(jnp.linalg.norm(g.hidden, axis=-1), axis=0), rtol=1e-6)
         np.testing.assert_array_equal(diagnostics.lag_counts(jnp.full(B, T), T), np.full(T, B))
 
 
