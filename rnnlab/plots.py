@@ -34,7 +34,8 @@ def colors(labels) -> dict:
 
 
 def gradient_flow(ax, curves: dict, *, title: str = "", styles: dict | None = None, ylabel=None):
-    """``||dL/dh_t||`` against the lag ``T - 1 - t`` on a log scale, one line per entry.
+    """``||dL/dh_t||`` against the lag (steps back from the last step, ``T - 1 - t`` for ``T`` steps)
+    on a log scale, one line per entry.
 
     Args:
         ax: a matplotlib Axes.
@@ -52,7 +53,8 @@ def gradient_flow(ax, curves: dict, *, title: str = "", styles: dict | None = No
         kw = {"color": palette[label], "lw": 1.5, **((styles or {}).get(label, {}))}
         ax.plot(lag, shown, label=label, **kw)
     ax.set_yscale("log")
-    ax.set_xlabel("lag T - 1 - t (steps)")
+    # Not "T - 1 - t": a task's length parameter T need not be its number of steps (copy memory has T + 20).
+    ax.set_xlabel("lag: steps back from the last step")
     ax.set_ylabel(ylabel or r"$\|\partial L / \partial h_t\|$")
     ax.set_title(title)
     ax.grid(True, which="major", alpha=0.3)

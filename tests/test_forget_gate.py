@@ -128,5 +128,5 @@ def test_learning_curves_take_one_step_axis_per_curve_and_gradient_flow_labels_i
     with pytest.raises(ValueError, match=r"'b' has 3 evaluations but only 2 steps"):
         plots.learning_curves(ax, [0, 10], {"b": np.ones((3, 3))})
     plots.gradient_flow(bx, {"g": np.array([1e-3, 1e-2, 1e-1])})  # indexed by step t; the last step is lag 0
-    assert list(bx.lines[0].get_xdata()) == [0, 1, 2] and bx.get_xlabel() == "lag T - 1 - t (steps)"
+    assert list(bx.lines[0].get_xdata()) == [0, 1, 2] and bx.get_xlabel() == "lag: steps back from the last step"
     plots.pyplot().close(fig)
