@@ -588,11 +588,14 @@ def report(results: dict) -> str:
         rd = results.get("reviews_data", {})
         rev = [e for e in es if e["task"] == "reviews"]
         lo, hi = cfg["review_lengths"]
+        # The splits' means weighted by their sizes: the mean over every review.
+        split_means = rd.get("mean_length")
+        mean_length = np.average(split_means, weights=cfg["reviews"]) if split_means else np.nan
         lines += [
             "## Masking padded variable-length sequences (generated reviews)",
             "",
             f"{cfg['reviews'][0]} / {cfg['reviews'][1]} / {cfg['reviews'][2]} train / validation / test reviews "
-            f"(`rnnlab.data.reviews`) of {lo} to {hi} tokens (mean {fmt(np.mean(rd.get('mean_length', [np.nan])))}), "
+            f"(`rnnlab.data.reviews`) of {lo} to {hi} tokens (mean {fmt(mean_length)}), "
             f"one-hot over {sentiment.VOCAB_SIZE} ids with the pad id as the zero vector, padded to {hi} steps; label: "
             "the sign of the sentiment words' polarities, a word's flipped when `not` stands just before it "
             f"(positive share {', '.join(fmt(x, 2) for x in rd.get('positive_share', []))}). "

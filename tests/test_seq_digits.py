@@ -63,6 +63,10 @@ def test_tiny_run_scores_baselines_networks_and_padding_invariance(sd, tmp_path)
     assert f["reviews"]["masked_invariant"] is True and isinstance(f["digits permuted"]["beats_logistic"], bool)
     text = (out / "report.md").read_text()
     assert "| logistic regression (64 pixels) |" in text and "| RNN" not in text and "tanh RNN, masked" in text
+    # The reviews' mean length is over every review, not the mean of the three splits' means.
+    reviews = sd.ReviewData(config)
+    every = np.concatenate([p.lengths for p in reviews.parts])
+    assert f"tokens (mean {sd.fmt(every.mean())})" in text
 
 
 def test_config_names_what_is_wrong(sd):
