@@ -216,15 +216,40 @@ def _entry(results: dict, length: int, init: str) -> dict:
     return next(e for e in results["runs"] if (e["length"], e["init"]) == (length, init))
 
 
+def verdict(f: dict) -> str:
+    """One (T, init) entry of :func:`findings` against the paper's count, in words."""
+    if f["median_sequences"] is None:
+        return (
+            f"{f['met_rule']} seeds met the rule within the budget of {f['budget']:,} sequences, so the median seed "
+            "needed more: "
+        ) + (
+            "not decided, the budget is below the paper's count"
+            if f["budget_below_published"]
+            else f"more than the paper's {f['published']:,}"
+        )
+    word = "fewer" if f["fewer_than_published"] else "more"
+    return (
+        f"{f['met_rule']} seeds met the rule, median over the seeds {f['median_sequences']:,.0f} sequences: {word} "
+        f"than the paper's {f['published']:,} ({f['ratio_to_published']:.2g}x)"
+    )
+
+
 def findings(results: dict) -> dict:
-    """Per (T, init): seeds that met the rule, their median count, and its ratio to the paper's."""
+    """Per (T, init): seeds that met the rule, the median count over every seed, and its ratio to the paper's.
+
+    A seed that did not meet the rule needed more than the budget: it sorts after every seed that
+    did, so the median over all seeds is known exactly when more than half met the rule, and is
+    above the budget otherwise (``median_sequences`` None).
+    """
     cfg = results["config"]
     out = {}
     for n in cfg["lengths"][TASK]:
         for init in cfg["inits"]:
             e = _entry(results, n, init)
-            seqs = [s for s in e["sequences"] if s >= 0]
-            median = float(np.median(seqs)) if seqs else None
+            seqs = np.asarray(e["sequences"])
+            met = seqs >= 0
+            majority = 2 * int(met.sum()) > seqs.size
+            median = float(np.median(np.where(met, seqs, e["budget_sequences"]))) if majority else None
             pub = e["published_sequences"]
             out[f"T={n} {init}"] = {
                 "label": f"T = {n}, {INITS[init]}",
@@ -233,7 +258,7 @@ def findings(results: dict) -> dict:
                 "published": pub,
                 "fewer_than_published": None if median is None or pub is None else bool(median < pub),
                 "ratio_to_published": None if median is None or pub is None else median / pub,
-                # Where all seeds were stopped by the budget, the budget alone says whether it was fewer.
+                # Where at most half the seeds met the rule, the budget alone says whether it was fewer.
                 "budget": e["budget_sequences"],
                 "budget_below_published": None if pub is None else bool(e["budget_sequences"] < pub),
             }
@@ -344,22 +369,7 @@ def report(results: dict) -> str:
                 f"{'n/a' if pub is None else f'{pub:,}'} | {'n/a' if pub_wrong is None else f'{pub_wrong} of 2560'} |"
             )
     lines += ["", "## Verdict", ""]
-    for f in results["findings"].values():
-        if f["published"] is None:
-            continue
-        if f["median_sequences"] is None:
-            said = f"no seed met the rule within the budget of {f['budget']:,} sequences: " + (
-                "not decided, the budget is below the paper's count"
-                if f["budget_below_published"]
-                else f"more than the paper's {f['published']:,}"
-            )
-        else:
-            word = "fewer" if f["fewer_than_published"] else "more"
-            said = (
-                f"{f['met_rule']} seeds met the rule, median {f['median_sequences']:,.0f} sequences: {word} than the "
-                f"paper's {f['published']:,} ({f['ratio_to_published']:.2g}x)"
-            )
-        lines.append(f"- {f['label']}: {said}.")
+    lines += [f"- {f['label']}: {verdict(f)}." for f in results["findings"].values() if f["published"] is not None]
     lines += [
         "",
         "Figures: `sequences.png`, `learning_curves.png`.",

@@ -18,6 +18,24 @@ def test_sequences_count_the_minibatch_steps_until_the_rule_held(se):
     np.testing.assert_array_equal(se.sequences_to_rule(run, 32), [4800, -1, 1600])
 
 
+@pytest.mark.parametrize(
+    "sequences, median, said",
+    [  # a seed that missed the rule (-1) needed more than the budget of 1000 sequences: it sorts last
+        ([100, 300, -1], 300.0, "2/3 seeds met the rule, median over the seeds 300 sequences: fewer than the "
+                                "paper's 500"),
+        ([100, 200, 900, -1], 550.0, "median over the seeds 550 sequences: more than the paper's 500 (1.1x)"),
+        ([100, -1, -1], None, "1/3 seeds met the rule within the budget of 1,000 sequences, so the median seed needed "
+                              "more: more than the paper's 500"),
+        ([100, 200, -1, -1], None, "2/4 seeds met the rule within the budget of 1,000 sequences, so the median"),
+    ],
+)  # fmt: skip
+def test_the_median_counts_the_seeds_that_missed_the_rule_beyond_the_budget(se, sequences, median, said):
+    entry = {"length": 20, "init": "chrono", "sequences": sequences, "met_rule": sum(s >= 0 for s in sequences),
+             "seeds": len(sequences), "published_sequences": 500, "budget_sequences": 1000}  # fmt: skip
+    (f,) = se.findings({"config": {"lengths": {se.TASK: [20]}, "inits": ["chrono"]}, "runs": [entry]}).values()
+    assert f["median_sequences"] == median and said in se.verdict(f)
+
+
 def test_the_config_must_stop_on_the_1997_rule(se):
     config = se.PRESETS["tiny"]
     loose = dataclasses.replace(config.train, stop_metric="mse", stop_target=0.01)
