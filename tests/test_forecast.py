@@ -61,9 +61,9 @@ def test_tiny_run_scores_baselines_and_models_on_the_test_tail(fc, tmp_path):
     assert "| persistence |" in (out / "report.md").read_text()
 
 
-def _run(model, mapping, validation, rmse, series="sunspots", horizon=1):
+def _run(model, mapping, validation, rmse, series="sunspots", horizon=1, non_finite=0):
     entry = {"series": series, "horizon": horizon, "model": model, "mapping": mapping,
-             "rmse": {"mean": rmse, "std": 0.0, "max": rmse}}  # fmt: skip
+             "rmse": {"mean": rmse, "std": 0.0, "max": rmse, "non_finite": non_finite}}  # fmt: skip
     return entry if validation is None else {**entry, "validation_mse_z": [validation]}
 
 
@@ -74,3 +74,8 @@ def test_findings_choose_models_on_validation_and_compare_their_test_scores(fc):
     assert (f["best_model"], f["best_model_rmse"]) == ("GRU (many-to-many)", 0.9)  # not the LSTM, best on test
     # The bar is the strongest baseline on the test windows: persistence (0.8), which the GRU does not beat.
     assert (f["best_baseline"], f["best_baseline_rmse"], f["beats_baseline"]) == ("persistence", 0.8, False)
+    # Its finite seeds all beat the baseline, but a diverged one (left out of the rmse statistics) does not.
+    for non_finite, every in [(0, True), (1, False)]:
+        runs = [_run("persistence", "-", 2.0, 0.8), _run("gru", "many_to_many", 0.5, 0.7, non_finite=non_finite)]
+        f = fc.findings({"config": {"horizons": {"sunspots": [1]}}, "runs": runs})["sunspots H=1"]
+        assert (f["beats_baseline"], f["beats_baseline_every_seed"]) == (True, every)
