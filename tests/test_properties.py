@@ -372,11 +372,13 @@ OPT_VALID = {
 def _consistent(kwargs: dict) -> dict:
     """``kwargs`` without the fields its optimizer and schedule ignore (which OptimizerConfig refuses to set)."""
     name, schedule = kwargs.get("name", "adam"), kwargs.get("schedule", "constant")
+    clip = kwargs.get("clip", "global_norm")
     kept = {
         k: v for k, v in kwargs.items() if all(k != field or rule in used_by for field, used_by, rule in [
             ("momentum", ("momentum", "nesterov"), name), ("decay", ("rmsprop",), name),
-            ("weight_decay", ("adamw",), name), ("warmup_steps", ("warmup_cosine",), schedule),
-            ("decay_rate", ("exponential",), schedule),
+            ("weight_decay", ("adamw",), name), ("clip_value", ("global_norm", "value"), clip),
+            ("total_steps", ("cosine", "exponential", "warmup_cosine"), schedule),
+            ("warmup_steps", ("warmup_cosine",), schedule), ("decay_rate", ("exponential",), schedule),
         ])
     }  # fmt: skip
     if "warmup_steps" in kept:  # the warm-up is part of total_steps
