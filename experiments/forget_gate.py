@@ -440,7 +440,7 @@ def report(results: dict) -> str:
         "How much of the recall loss's error reaches the cell state at the steps that hold the symbols: the mean of "
         "||dL_recall/dc_t|| over those 10 steps over its mean in the recall block (the 9 steps before the last), "
         "seed mean; 1 means the error arrives undiminished after T steps, 0 that it underflowed float32 on the way "
-        "(below ~1e-45).",
+        "(below about 1e-38, the smallest normal number; XLA flushes smaller values to zero on CPU).",
         "",
         "| init | " + " | ".join(f"T = {n}: init \\| trained" for n in lengths) + " |",
         "|---|" + "---|" * len(lengths),
