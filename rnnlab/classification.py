@@ -12,6 +12,10 @@ logits ``z = y_s V + c`` of ``C`` classes. Which step is ``s`` is the ``read`` o
   have length ``T`` both reads give the same logits, and ``"end"`` lets :func:`rnnlab.unroll`
   take its fused backward pass.
 
+A bidirectional core (or a stack whose last layer is :class:`~rnnlab.layers.Bidirectional`, with
+``merge="concat"``) is read at ``s`` for its forward half and at step 0 for its backward half, where
+the backward direction has read the whole sequence (:func:`rnnlab.models.read_summary`).
+
 The loss is the mean softmax cross-entropy ``-log softmax(z)_y`` over the batch;
 :func:`train_classifier` trains ``seeds`` models at once with :func:`rnnlab.fit.fit`, drawing
 training examples at random, keeps each model's parameters at its best validation score and stops
@@ -30,7 +34,7 @@ import numpy as np
 
 from rnnlab import _checks
 from rnnlab.fit import FitResult, evaluate
-from rnnlab.models import sequence_model
+from rnnlab.models import check_summary_read, read_summary, sequence_model
 from rnnlab.supervised import FitSettings, fit_on_dataset
 
 READS = ("last_valid", "end")
@@ -94,8 +98,9 @@ class Classifier(NamedTuple):
 
     Attributes:
         init: ``init(key) -> params``.
-        logits: ``logits(params, inputs (B, T, I), lengths (B,)) -> (B, C)``.
-        loss: ``loss(params, batch: LabelledBatch) -> scalar`` mean cross-entropy.
+        logits: ``logits(params, inputs (B, T, I), lengths (B,), dropout_key=None) -> (B, C)``; a
+            ``dropout_key`` turns on a :class:`~rnnlab.layers.Stack`'s dropout (training only).
+        loss: ``loss(params, batch: LabelledBatch, dropout_key=None) -> scalar`` mean cross-entropy.
         metrics: ``metrics(params, batch) -> {"cross_entropy", "accuracy", "error"}`` scalars.
         read: ``"last_valid"`` or ``"end"`` (module docstring).
     """
@@ -128,20 +133,22 @@ def classifier(cell, input_size: int, classes: int, *, read: str = "last_valid")
     classes = _checks.positive_int(where, "classes", classes)
     _checks.choice(where, "read", read, READS)
     model = sequence_model(cell, classes)
+    check_summary_read(where, cell)
 
-    def logits(params, inputs, lengths):
+    def logits(params, inputs, lengths, dropout_key=None):
         x = jnp.asarray(inputs, jax.tree.leaves(params)[0].dtype)
         if read == "end":
-            return model.readout(params, model.hidden(params, x)[1][:, -1])
-        ys = model.hidden(params, x, lengths=lengths)[1]  # (B, T, H), zero past each length
-        last = jnp.take_along_axis(ys, (lengths - 1)[:, None, None], axis=1)[:, 0]
-        return model.readout(params, last)
+            ys, steps = model.hidden(params, x, dropout_key=dropout_key)[1], None
+        else:
+            ys = model.hidden(params, x, lengths=lengths, dropout_key=dropout_key)[1]  # zero past each length
+            steps = lengths - 1
+        return model.readout(params, read_summary(cell, ys, steps))
 
     def cross_entropy(z, labels):
         return -jnp.take_along_axis(jax.nn.log_softmax(z, axis=-1), labels[:, None], axis=-1)[:, 0]
 
-    def loss(params, batch):
-        return jnp.mean(cross_entropy(logits(params, batch.inputs, batch.lengths), batch.labels))
+    def loss(params, batch, dropout_key=None):
+        return jnp.mean(cross_entropy(logits(params, batch.inputs, batch.lengths, dropout_key), batch.labels))
 
     def metrics(params, batch):
         z = logits(params, batch.inputs, batch.lengths)

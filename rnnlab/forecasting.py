@@ -10,6 +10,10 @@ the loss sees while training:
   (known for every ``t < L`` from the window and its targets), a loss at every step of the
   sequence, as in sequence-to-sequence training with a horizon. The forecast is still the last step's.
 
+The forecast at step ``t`` must depend on ``x_{1..t}`` only, so the core must be causal: a
+bidirectional core (or a stack ending in one) is refused, since its output at step ``t`` has read
+the steps after ``t``, the targets of the many-to-many loss.
+
 Both use the mean squared error; :func:`train_forecaster` trains ``seeds`` models at once with
 :func:`rnnlab.fit.fit`, draws training windows at random, keeps each model's parameters at its
 best validation MSE and stops a model after ``patience`` evaluations without improvement.
@@ -26,7 +30,8 @@ import numpy as np
 
 from rnnlab import _checks
 from rnnlab.fit import FitResult
-from rnnlab.models import sequence_model
+from rnnlab.layers import Bidirectional
+from rnnlab.models import last_layer, sequence_model
 from rnnlab.supervised import FitSettings, fit_on_dataset
 
 MAPPINGS = ("many_to_one", "many_to_many")
@@ -65,10 +70,11 @@ class Forecaster(NamedTuple):
 
     Attributes:
         init: ``init(key) -> params``.
-        outputs: ``outputs(params, inputs (B, L, F)) -> (B, L, H, F)``: every step's forecast
-            (``inputs`` are cast to the parameters' dtype).
+        outputs: ``outputs(params, inputs (B, L, F), dropout_key=None) -> (B, L, H, F)``: every step's
+            forecast (``inputs`` are cast to the parameters' dtype); a ``dropout_key`` turns on a
+            :class:`~rnnlab.layers.Stack`'s dropout (training only).
         predict: ``predict(params, inputs) -> (B, H, F)``: the last step's forecast.
-        loss: ``loss(params, batch: WindowBatch) -> scalar`` MSE of the mapping.
+        loss: ``loss(params, batch: WindowBatch, dropout_key=None) -> scalar`` MSE of the mapping.
     """
 
     init: object
@@ -84,19 +90,25 @@ def forecaster(cell, features: int, horizon: int, mapping: str) -> Forecaster:
     horizon = _checks.positive_int(where, "horizon", horizon)
     _checks.choice(where, "mapping", mapping, MAPPINGS)
     model = sequence_model(cell, horizon * features)
+    if isinstance(last_layer(cell), Bidirectional):
+        raise ValueError(
+            f"{where}: cell must be causal: a bidirectional layer's output at step t has read the steps after t, "
+            f"the values a forecast from step t predicts; got a {type(cell).__name__} ending in a Bidirectional layer"
+        )
 
-    def outputs(params, inputs):
+    def outputs(params, inputs, dropout_key=None):
         # Windows come from numpy as float64; the model computes in its parameters' dtype.
-        out = model.apply(params, jnp.asarray(inputs, jax.tree.leaves(params)[0].dtype))
+        out = model.apply(params, jnp.asarray(inputs, jax.tree.leaves(params)[0].dtype), dropout_key=dropout_key)
         return out.reshape(*out.shape[:-1], horizon, features)
 
     def predict(params, inputs):
         return outputs(params, inputs)[:, -1]
 
-    def loss(params, batch):
+    def loss(params, batch, dropout_key=None):
+        out = outputs(params, batch.inputs, dropout_key)
         if mapping == "many_to_one":
-            return jnp.mean(jnp.square(predict(params, batch.inputs) - batch.targets))
-        return jnp.mean(jnp.square(outputs(params, batch.inputs) - step_targets(batch.inputs, batch.targets)))
+            return jnp.mean(jnp.square(out[:, -1] - batch.targets))
+        return jnp.mean(jnp.square(out - step_targets(batch.inputs, batch.targets)))
 
     return Forecaster(lambda key: model.init(key, features), outputs, predict, loss)
 

@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 
 from rnnlab import _checks, initializers
+from rnnlab.layers import Bidirectional, Stack
 from rnnlab.unroll import unroll
 
 
@@ -86,3 +87,47 @@ def sequence_model(core, output_size: int) -> SequenceModel:
         return readout(params, hidden(params, xs, **unroll_kwargs)[1])
 
     return SequenceModel(init, hidden, readout, apply, core, output_size)
+
+
+def last_layer(core):
+    """The layer whose outputs ``core`` returns: the last layer of a :class:`~rnnlab.layers.Stack`, else ``core``."""
+    return core.layers[-1] if isinstance(core, Stack) else core
+
+
+def check_summary_read(where: str, core) -> None:
+    """Raises unless :func:`read_summary` can read ``core``'s outputs: a last layer that is
+    :class:`~rnnlab.layers.Bidirectional` must concatenate its directions (``merge="concat"``), since a
+    summed output cannot be split back into its forward and backward halves.
+    """
+    layer = last_layer(core)
+    if isinstance(layer, Bidirectional) and layer.merge != "concat":
+        raise ValueError(
+            f"{where}: a bidirectional last layer must have merge='concat' to be read many-to-one (the forward half "
+            f"at the read step, the backward half at step 0); got merge={layer.merge!r}"
+        )
+
+
+def read_summary(core, ys, steps=None):
+    """The many-to-one read of ``core``'s outputs ``ys (B, T, O)`` at ``steps (B,)`` (default: the last step).
+
+    ``ys[b, steps[b]]``, except for a bidirectional last layer (``merge="concat"``): its forward half
+    is read at ``steps[b]`` and its backward half at step 0, the step where the backward direction
+    has read the whole sequence (at ``steps[b]`` it has read only the steps from there on).
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> from rnnlab import cells, layers
+        >>> ys = jnp.arange(2 * 3 * 4.0).reshape(2, 3, 4)
+        >>> read_summary(cells.elman(4), ys, jnp.array([2, 1])).tolist()
+        [[8.0, 9.0, 10.0, 11.0], [16.0, 17.0, 18.0, 19.0]]
+        >>> read_summary(layers.bidirectional(cells.elman(2)), ys, jnp.array([2, 1])).tolist()
+        [[8.0, 9.0, 2.0, 3.0], [16.0, 17.0, 14.0, 15.0]]
+        >>> read_summary(layers.bidirectional(cells.elman(2)), ys).tolist()
+        [[8.0, 9.0, 2.0, 3.0], [20.0, 21.0, 14.0, 15.0]]
+    """
+    last = ys[:, -1] if steps is None else jnp.take_along_axis(ys, steps[:, None, None], axis=1)[:, 0]
+    layer = last_layer(core)
+    if not isinstance(layer, Bidirectional):
+        return last
+    width = layer.forward.hidden_size
+    return jnp.concatenate([last[:, :width], ys[:, 0, width:]], axis=-1)

@@ -10,7 +10,7 @@ Example:
     >>> import jax.numpy as jnp
     >>> x = jnp.linspace(-1.0, 1.0, 32)
     >>> data = {"x": x, "y": 3.0 * x}
-    >>> def loss(p, batch):
+    >>> def loss(p, batch, dropout_key=None):              # no dropout in this model
     ...     return jnp.mean((batch["x"] * p["w"] - batch["y"]) ** 2)
     >>> def metrics(p, batch):
     ...     return {"mse": loss(p, batch)}
@@ -24,6 +24,10 @@ Example:
     Traceback (most recent call last):
     ...
     ValueError: fit_on_dataset: every array of train must have the same rows ... {'x': (32,), 'y': (10,)}
+    >>> fit_on_dataset(init, loss, metrics, data, {"x": x, "y": x[:1]}, s, monitor="mse")
+    Traceback (most recent call last):
+    ...
+    ValueError: fit_on_dataset: every array of validation must have the same rows ... {'x': (32,), 'y': (1,)}
 """
 
 from __future__ import annotations
@@ -63,6 +67,15 @@ class FitSettings:
             _checks.positive_int(type(self).__name__, name, getattr(self, name))
 
 
+def _rows(where: str, name: str, data) -> int:
+    """The common row count (leading axis) of the arrays of ``data``; raises if they disagree."""
+    counts = {a.shape[0] if a.ndim else None for a in jax.tree.leaves(data)}
+    if len(counts) != 1 or None in counts:
+        raise ValueError(f"{where}: every array of {name} must have the same rows (leading axis); got row counts "
+                         f"{jax.tree.map(lambda a: a.shape[:1], data)}")  # fmt: skip
+    return counts.pop()
+
+
 def fit_on_dataset(
     init: Callable,
     loss: Callable,
@@ -80,7 +93,8 @@ def fit_on_dataset(
 
     Args:
         init: ``init(key) -> params`` of one model.
-        loss: ``loss(params, batch) -> scalar``, batch a subset of ``train``'s rows.
+        loss: ``loss(params, batch, dropout_key) -> scalar``, batch a subset of ``train``'s rows and
+            ``dropout_key`` a fresh PRNG key at every step, for the model's dropout.
         metrics: ``metrics(params, batch) -> dict`` of scalars, holding ``monitor``.
         train, validation: pytrees of arrays whose leading axis is the row.
         settings: see :class:`FitSettings`.
@@ -93,11 +107,8 @@ def fit_on_dataset(
     if not isinstance(settings, FitSettings):
         raise TypeError(f"{where}: settings must be a FitSettings; got {type(settings).__name__}")
     check_schedule_length(where, settings.optimizer, settings.steps)
-    counts = {a.shape[0] if a.ndim else None for a in jax.tree.leaves(train)}
-    if len(counts) != 1 or None in counts:
-        raise ValueError(f"{where}: every array of train must have the same rows (leading axis); got row counts "
-                         f"{jax.tree.map(lambda a: a.shape[:1], train)}")  # fmt: skip
-    (rows,) = counts
+    rows = _rows(where, "train", train)
+    _rows(where, "validation", validation)
     optimizer = make_optimizer(settings.optimizer)
     keys = jax.random.split(jax.random.key(seed), settings.seeds)
     states = init_seeds(init, keys, optimizer)
@@ -106,11 +117,7 @@ def fit_on_dataset(
         idx = jax.random.randint(key, (settings.batch_size,), 0, rows)
         return jax.tree.map(lambda a: a[idx], train)
 
-    def loss_fn(params, batch, key):
-        del key  # no dropout
-        return loss(params, batch)
-
     return fit(
-        loss_fn, metrics, sample, validation, states, keys, optimizer, steps=settings.steps,
+        loss, metrics, sample, validation, states, keys, optimizer, steps=settings.steps,
         eval_every=settings.eval_every, monitor=monitor, patience=settings.patience, progress=progress, label=label,
     )  # fmt: skip
