@@ -56,7 +56,7 @@ def uniform(key, shape, dtype=jnp.float32):
 
 def normal(key, shape, dtype=jnp.float32):
     """N(0, 1/fan_in): a square matrix of this law has spectral radius near 1 for large fan_in."""
-    return jax.random.normal(key, shape, dtype) / np.sqrt(shape[0])
+    return jax.random.normal(key, shape, dtype) / float(np.sqrt(shape[0]))  # a Python float keeps the dtype
 
 
 def identity(key, shape, dtype=jnp.float32):

@@ -129,6 +129,9 @@ def _check_stack(where: str, layers, residual, dropout) -> tuple[tuple, bool, fl
     dropout = _checks.real_number(where, "dropout", dropout)
     if not 0.0 <= dropout < 1.0:
         raise ValueError(f"{where}: dropout must be in [0, 1); got {dropout}")
+    if dropout > 0 and len(layers) == 1:
+        raise ValueError(f"{where}: dropout acts between layers, and a one-layer stack has none; got dropout={dropout} "
+                         f"with 1 layer")  # fmt: skip
     return layers, residual, dropout
 
 
@@ -218,7 +221,7 @@ def stack(layers, *, residual: bool = False, dropout: float = 0.0) -> Stack:
         residual: add each layer's input to its output, for every layer after the first; their
             widths must match.
         dropout: rate in [0, 1) of dropout between layers, applied by :func:`rnnlab.unroll` only
-            when it is given a ``dropout_key``.
+            when it is given a ``dropout_key``; 0 for a one-layer stack.
 
     Example:
         >>> from rnnlab import cells, layers

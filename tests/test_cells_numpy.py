@@ -210,6 +210,16 @@ def test_spectral_radius_float32():
     np.testing.assert_allclose(np.abs(np.linalg.eigvals(np.asarray(U, np.float64))).max(), 1.1, rtol=1e-6)
 
 
+@pytest.mark.parametrize("init", ["normal", "orthogonal", "glorot_uniform", "uniform", "identity", "zeros"])
+def test_every_initializer_returns_the_dtype_asked_for(x64, init):
+    # With 64-bit floats on, a float64 constant in an initializer would promote a float32 sample.
+    f = rnnlab.initializers.get(init)
+    for dtype in (jnp.float32, jnp.float16) if init != "orthogonal" else (jnp.float32,):
+        assert f(jax.random.key(0), (4, 4), dtype).dtype == dtype
+    kernels = cells.lstm(H, input_init=init, recurrent_init=init).init(jax.random.key(0), H)
+    assert {str(a.dtype) for a in jax.tree.leaves(kernels)} == {"float32"}
+
+
 # (gate blocks, peephole rows, FGR width in units of H) per Greff et al. (2017) variant.
 VARIANT_SHAPES = {
     "vanilla": (4, 3, None),
