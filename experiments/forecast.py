@@ -12,9 +12,9 @@ fitted on the training part only; windows of ``input_length`` steps predict the 
 
 For every (series, horizon): the baselines (persistence ``x_t``; seasonal naive ``x_{t+h-m}``
 where the series has a season ``m``; a linear autoregressive model on the window, fitted by least
-squares on the training windows; and, for the series whose networks read windows relative to their
-last value, the same least-squares model on those relative windows, the networks' fair linear
-counterpart) and, for each cell and mapping (many-to-one: loss on the last
+squares on the training windows; and, for the series whose networks read relative windows and
+forecast changes, the same least-squares model on what those networks read and predict, their fair
+linear counterpart) and, for each cell and mapping (many-to-one: loss on the last
 step's forecast; many-to-many: a loss on every step's forecast of its next ``H`` values; see
 :mod:`rnnlab.forecasting`), ``seeds`` models trained with Adam on MSE, early-stopped on the
 validation windows. Scores are RMSE and MAE over every test window and horizon step, in the
@@ -64,10 +64,12 @@ class Config:
         mappings: from :data:`rnnlab.forecasting.MAPPINGS`.
         hidden_size: units of every cell.
         ar_ridge: L2 penalty of the linear AR baseline (0: ordinary least squares).
-        relative: the series whose networks see each window relative to its last value and forecast
-            the change from it (``z - z_t``, standardized units), so they can follow a trend beyond the
+        relative: the series whose networks see each window relative to its first value (``z - z_1``,
+            standardized units) and forecast the change from each step's value
+            (``rnnlab.forecasting.forecaster(changes=True)``), so they can follow a trend beyond the
             range of the training split (the CO2 series rises out of it); the others' networks read
-            absolute standardized values.
+            absolute standardized values. The first value, not the last, keeps every step's input free
+            of later values, which the many-to-many loss at the earlier steps forecasts.
         seed: the experiment seed.
         train: how each model is trained.
     """
@@ -183,9 +185,9 @@ class Prepared:
         self.scaler = data.Standardizer.fit(parts.train)
         self.z = [data.windows(self.scaler.transform(p), self.length, horizon) for p in parts]
         self.raw = [data.windows(p, self.length, horizon) for p in parts]
-        # Each window's offset: its last standardized input when the networks work relative to it.
+        # Each window's offset: its first standardized input when the networks work relative to it.
         self.relative = name in config.relative
-        self.offsets = [w.inputs[:, -1:] if self.relative else np.zeros_like(w.inputs[:, -1:]) for w in self.z]
+        self.offsets = [w.inputs[:, :1] if self.relative else np.zeros_like(w.inputs[:, :1]) for w in self.z]
         self.net = [data.Windows(w.inputs - o, w.targets - o, w.start) for w, o in zip(self.z, self.offsets)]
         self.test_start = len(parts.train) + len(parts.validation)
 
@@ -194,16 +196,17 @@ def run_baseline(prep: Prepared, baseline: str, horizon: int, ridge: float) -> n
     """The baseline's test forecasts ``(N_test, H, 1)``, in raw units; None where it does not apply.
 
     ``"linear_ar_relative"`` is the least-squares AR fitted on exactly what the networks read and
-    predict where they work relative to each window's last value (the fair linear counterpart of a
-    network there); it does not apply to a series the networks read in absolute values.
+    predict where they work on relative windows: the window relative to its first value, and the
+    change from its last (the fair linear counterpart of a network there); it does not apply to a
+    series the networks read in absolute values.
     """
     if baseline == "linear_ar_relative":
         if not prep.relative:
             return None
-        train = prep.net[0]
-        ar = data.linear_autoregressive(train.inputs, train.targets, order=prep.length, ridge=ridge)
-        change = ar(prep.net[2].inputs)
-        return prep.scaler.inverse(change + prep.offsets[2])
+        train, test = prep.net[0], prep.net[2]
+        ar = data.linear_autoregressive(train.inputs, train.targets - train.inputs[:, -1:], order=prep.length,
+                                        ridge=ridge)  # fmt: skip
+        return prep.scaler.inverse(ar(test.inputs) + test.inputs[:, -1:] + prep.offsets[2])
     test = prep.raw[2].inputs
     if baseline == "persistence":
         return data.persistence(test, horizon)
@@ -253,7 +256,8 @@ def run_experiment(config: Config, out: pathlib.Path, *, progress: bool = True, 
             return _entry(series, horizon, model, mapping, pred[None], truth), {**arrays, "prediction": pred[:, -1, 0]}
         cell = CELLS[model][1](config.hidden_size)
         f, result = forecasting.train_forecaster(
-            cell, p.net[0], p.net[1], config.train, mapping=mapping, seed=config.seed, progress=progress,
+            cell, p.net[0], p.net[1], config.train, mapping=mapping, changes=p.relative, seed=config.seed,
+            progress=progress,
             label=f"[{k + 1}/{n}] {series} H={horizon} {CELLS[model][0]} {mapping}",
         )  # fmt: skip
         pred = p.scaler.inverse(forecasting.predict_seeds(f, result.params, p.net[2].inputs) + p.offsets[2][None])
@@ -372,9 +376,9 @@ def report(results: dict) -> str:
         f"apart) without improvement, each model's best validation parameters kept. Splits in time order "
         f"{tuple(cfg['fractions'])}; standardization fitted on the training split only"
         + (
-            f"; for {', '.join(cfg['relative'])} the networks read each window relative to its last value and "
-            "forecast the change from it (the linear AR reads absolute values; the linear AR on relative windows "
-            "reads and predicts what these networks do)"
+            f"; for {', '.join(cfg['relative'])} the networks read each window relative to its first value and "
+            "forecast the change from each step's value (the linear AR reads absolute values; the linear AR on "
+            "relative windows reads and predicts what these networks do)"
             if cfg["relative"]
             else ""
         )

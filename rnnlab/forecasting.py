@@ -10,6 +10,10 @@ the loss sees while training:
   (known for every ``t < L`` from the window and its targets), a loss at every step of the
   sequence, as in sequence-to-sequence training with a horizon. The forecast is still the last step's.
 
+With ``changes=True`` the readout gives the change from the current input, and the forecast at
+step ``t`` is ``x_t + out_t`` (for each of the ``H`` steps): a network that outputs zeros forecasts
+persistence, and one that reads windows shifted to start at zero can still forecast their level.
+
 The forecast at step ``t`` must depend on ``x_{1..t}`` only, so the core must be causal: a
 bidirectional core (or a stack ending in one) is refused, since its output at step ``t`` has read
 the steps after ``t``, the targets of the many-to-many loss.
@@ -83,9 +87,22 @@ class Forecaster(NamedTuple):
     loss: object
 
 
-def forecaster(cell, features: int, horizon: int, mapping: str) -> Forecaster:
-    """The :class:`Forecaster` of ``cell`` for ``features`` series and a horizon of ``horizon`` steps."""
+def forecaster(cell, features: int, horizon: int, mapping: str, *, changes: bool = False) -> Forecaster:
+    """The :class:`Forecaster` of ``cell`` for ``features`` series and a horizon of ``horizon`` steps.
+
+    ``changes=True``: the readout forecasts the change from each step's input (module docstring).
+
+    Example:
+        >>> from rnnlab import cells
+        >>> f = forecaster(cells.gru(4), features=1, horizon=2, mapping="many_to_one", changes=True)
+        >>> params = f.init(jax.random.key(0))
+        >>> zero = jax.tree.map(jnp.zeros_like, params)         # a readout of zeros: persistence
+        >>> f.predict(zero, jnp.array([[[1.0], [3.0]]]))[0, :, 0].tolist()
+        [3.0, 3.0]
+    """
     where = "forecaster"
+    if not isinstance(changes, bool):
+        raise TypeError(f"{where}: changes must be a bool; got {changes!r}")
     features = _checks.positive_int(where, "features", features)
     horizon = _checks.positive_int(where, "horizon", horizon)
     _checks.choice(where, "mapping", mapping, MAPPINGS)
@@ -98,8 +115,10 @@ def forecaster(cell, features: int, horizon: int, mapping: str) -> Forecaster:
 
     def outputs(params, inputs, dropout_key=None):
         # Windows come from numpy as float64; the model computes in its parameters' dtype.
-        out = model.apply(params, jnp.asarray(inputs, jax.tree.leaves(params)[0].dtype), dropout_key=dropout_key)
-        return out.reshape(*out.shape[:-1], horizon, features)
+        x = jnp.asarray(inputs, jax.tree.leaves(params)[0].dtype)
+        out = model.apply(params, x, dropout_key=dropout_key)
+        out = out.reshape(*out.shape[:-1], horizon, features)
+        return out + x[..., None, :] if changes else out
 
     def predict(params, inputs):
         return outputs(params, inputs)[:, -1]
@@ -114,8 +133,9 @@ def forecaster(cell, features: int, horizon: int, mapping: str) -> Forecaster:
 
 
 def train_forecaster(
-    cell, train, validation, settings: ForecastSettings, *, mapping: str, seed: int = 0, progress=True, label=None
-) -> tuple[Forecaster, FitResult]:
+    cell, train, validation, settings: ForecastSettings, *, mapping: str, changes: bool = False, seed: int = 0,
+    progress=True, label=None,
+) -> tuple[Forecaster, FitResult]:  # fmt: skip
     """Trains ``settings.seeds`` forecasters of ``cell`` on ``train`` windows, early-stopped on ``validation``.
 
     Args:
@@ -123,6 +143,7 @@ def train_forecaster(
         train, validation: :class:`~rnnlab.data.Windows` (standardized); their horizons must agree.
         settings: see :class:`ForecastSettings`.
         mapping: ``"many_to_one"`` or ``"many_to_many"`` (module docstring).
+        changes: forecast the change from each step's input (module docstring).
         seed: with the same seed, the same models and batches.
 
     Returns:
@@ -147,7 +168,7 @@ def train_forecaster(
             f"{where}: train and validation windows must share horizon and features; got targets "
             f"{tuple(y_train.shape)} and {tuple(y_val.shape)}"
         )
-    model = forecaster(cell, x_train.shape[2], y_train.shape[1], mapping)
+    model = forecaster(cell, x_train.shape[2], y_train.shape[1], mapping, changes=changes)
 
     def metrics(params, batch):
         err = model.predict(params, batch.inputs) - batch.targets

@@ -15,12 +15,17 @@ def fc():
     return experiment_module.load("forecast")
 
 
-def test_relative_windows_put_the_last_input_at_zero_and_keep_the_targets(fc):
-    config = fc.PRESETS["tiny"]  # its networks read Mackey-Glass relative to each window's last value
+def test_relative_windows_put_the_first_input_at_zero_and_keep_the_targets(fc):
+    config = fc.PRESETS["tiny"]  # its networks read Mackey-Glass relative to each window's first value
     p = fc.Prepared(config, "mackey_glass", 2)
     for z, net, off in zip(p.z, p.net, p.offsets):
-        np.testing.assert_array_equal(net.inputs[:, -1], 0.0)
+        np.testing.assert_array_equal(net.inputs[:, 0], 0.0)
         np.testing.assert_allclose(net.targets + off, z.targets)
+    # Causal: a window's input at step t holds no later value, so the many-to-many loss at step t
+    # forecasts values its inputs have not seen. (Relative to the last value, every step held x_L.)
+    net = p.net[0]
+    for t in range(p.length):
+        np.testing.assert_allclose(net.inputs[:, t, 0], p.z[0].inputs[:, t, 0] - p.z[0].inputs[:, 0, 0])
     absolute = fc.Prepared(dataclasses.replace(config, relative=()), "mackey_glass", 2)
     np.testing.assert_array_equal(absolute.net[0].inputs, absolute.z[0].inputs)
     # Standardized with the training split's statistics only.
@@ -43,12 +48,13 @@ def test_tiny_run_scores_baselines_and_models_on_the_test_tail(fc, tmp_path):
     want = data.errors(data.persistence(test.inputs, 2), test.targets)
     (pers,) = [e for e in saved["runs"] if e["model"] == "persistence"]
     assert pers["rmse"]["mean"] == pytest.approx(want["rmse"]) and pers["mae"]["mean"] == pytest.approx(want["mae"])
-    # The AR on relative windows: fitted on train windows minus their last value, standardized with train statistics.
+    # The AR on relative windows: fitted on train windows minus their first value, forecasting the change
+    # from their last, standardized with train statistics.
     parts = data.chronological_split(values, config.fractions)
     mean, std = parts.train.mean(), parts.train.std()
     tr, te = (data.windows((x - mean) / std, 8, 2) for x in (parts.train, parts.test))
-    ar = data.linear_autoregressive(tr.inputs - tr.inputs[:, -1:], tr.targets - tr.inputs[:, -1:], order=8)
-    pred = (ar(te.inputs - te.inputs[:, -1:]) + te.inputs[:, -1:]) * std + mean
+    ar = data.linear_autoregressive(tr.inputs - tr.inputs[:, :1], tr.targets - tr.inputs[:, -1:], order=8)
+    pred = (ar(te.inputs - te.inputs[:, :1]) + te.inputs[:, -1:]) * std + mean
     (rel,) = [e for e in saved["runs"] if e["model"] == "linear_ar_relative"]
     assert rel["rmse"]["mean"] == pytest.approx(data.errors(pred, test.targets)["rmse"], rel=1e-6)
     (seasonal,) = [e for e in saved["runs"] if e["model"] == "seasonal_naive"]

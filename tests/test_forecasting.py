@@ -35,6 +35,20 @@ def test_losses_match_their_definitions(mapping):
     assert float(f.loss(params, batch)) == pytest.approx(want, rel=1e-5)
 
 
+@pytest.mark.parametrize("mapping", forecasting.MAPPINGS)
+def test_forecasting_changes_adds_each_steps_input_to_its_readout(mapping):
+    rng = np.random.default_rng(2)
+    x = jnp.asarray(rng.normal(size=(3, 5, 2)), jnp.float32)
+    plain = forecasting.forecaster(cells.gru(4), features=2, horizon=3, mapping=mapping)
+    changes = forecasting.forecaster(cells.gru(4), features=2, horizon=3, mapping=mapping, changes=True)
+    params = plain.init(jax.random.key(0))
+    want = np.asarray(plain.outputs(params, x)) + np.asarray(x)[:, :, None, :]
+    np.testing.assert_allclose(np.asarray(changes.outputs(params, x)), want, rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(np.asarray(changes.predict(params, x)), np.asarray(changes.outputs(params, x))[:, -1])
+    with pytest.raises(TypeError, match=r"forecaster: changes must be a bool; got 1"):
+        forecasting.forecaster(cells.gru(4), 2, 3, mapping, changes=1)
+
+
 def test_a_sine_wave_is_learned_and_early_stopping_keeps_the_best():
     wave = np.sin(np.arange(400) / 3.0)
     w = data.windows(wave, input_length=10, horizon=2)
