@@ -345,7 +345,7 @@ def make_plots(results: dict, out: pathlib.Path) -> list[pathlib.Path]:
                        label=f"{_label(best['model'], '-')}, validation")  # fmt: skip
     axes[0].set_title("validation text (every evaluation; each seed a line; step 0 off the chart)", fontsize=9)
     axes[1].set_title("training windows (moving average)", fontsize=9)
-    axes[0].set_ylabel("bits per character")
+    axes[0].set_ylabel(_units(results["config"]["level"])[1])
     for ax in axes:
         ax.set_xlabel("training step (one window of every lane)")
         ax.grid(True, alpha=0.3)
@@ -355,9 +355,16 @@ def make_plots(results: dict, out: pathlib.Path) -> list[pathlib.Path]:
     return [runs.save_figure(fig, out / "learning_curves.png")]
 
 
+def _units(level: str) -> tuple[str, str, str]:
+    """``(short unit, long unit, token)`` of the scores: per character, or per byte of a byte vocabulary."""
+    return ("bpc", "bits per character", "character") if level == "char" else ("bits/byte", "bits per byte", "byte")
+
+
 def report(results: dict) -> str:
-    """``report.md``: bits per character and perplexity of every model next to the n-gram baselines, then samples."""
+    """``report.md``: bits per character (per byte with a byte vocabulary) and perplexity of every model next to
+    the n-gram baselines, then samples."""
     cfg = results["config"]
+    unit, _, token = _units(cfg["level"])
     tr = cfg["train"]
     opt = tr["optimizer"]
     f = results["findings"]
@@ -373,7 +380,9 @@ def report(results: dict) -> str:
         + ", "
         f"gradient norm clipped at {opt['clip_value']}), {tr['steps']} steps at most, validation every "
         f"{tr['eval_every']} steps, each model's best validation parameters kept; {cfg['seeds']} seed(s) each. "
-        "Scores on every character of the validation and test text but the first, "
+        f"Scores on every {token} of the validation and test text but the first"
+        + (" (bits per UTF-8 byte, which is not bits per character where a character takes several bytes), "
+           if token == "byte" else ", ")  # fmt: skip
         + ("read in one continuous pass (each character predicted from all the text before it). "
            if tr["eval_batch_size"] == 1 else
            f"the carry running through the text in {tr['eval_batch_size']} lanes (each lane starts from a fresh "
@@ -382,7 +391,7 @@ def report(results: dict) -> str:
         "",
         experiment.machine_line(results),
         "",
-        "| model | validation bpc | test bpc | test perplexity | p(next \\| q) on validation |",
+        f"| model | validation {unit} | test {unit} | test perplexity | p(next \\| q) on validation |",
         "|---|---|---|---|---|",
     ]
     nets = _networks(results)
@@ -406,10 +415,10 @@ def report(results: dict) -> str:
     lines += ["", "Networks: mean ± standard deviation over seeds (one seed: its value).", ""]
     if f["best_ngram"] is not None:
         lines.append(f"Best n-gram on the validation text: {_label(f['best_ngram'], '-')}, test "
-                     f"{f['best_ngram_test_bpc']:.3f} bpc.")  # fmt: skip
+                     f"{f['best_ngram_test_bpc']:.3f} {unit}.")  # fmt: skip
         for m in f["models"].values():
             verdict = "beats it on every seed" if m["beats_best_ngram_every_seed"] else "does not beat it on every seed"
-            lines.append(f"- {m['label']}: test {m['test_bpc']['mean']:.3f} bpc, {verdict}"
+            lines.append(f"- {m['label']}: test {m['test_bpc']['mean']:.3f} {unit}, {verdict}"
                          + (f"; {m['diverged']} seed(s) diverged" if m["diverged"] else "") + ".")  # fmt: skip
         lines.append("")
     lines += ["Training: best validation step / steps run / seconds per run:", ""]

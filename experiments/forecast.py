@@ -104,6 +104,7 @@ class Config:
             raise ValueError(f"Config: relative names unknown series {sorted(set(self.relative) - set(SERIES))}")
         rnnlab._checks.positive_int("Config", "hidden_size", self.hidden_size)
         rnnlab._checks.positive_int("Config", "mackey_glass_length", self.mackey_glass_length)
+        rnnlab._checks.nonnegative("Config", "ar_ridge", self.ar_ridge)
         if not isinstance(self.train, forecasting.ForecastSettings):
             raise TypeError(f"Config: train must be a ForecastSettings; got {type(self.train).__name__}")
 

@@ -192,7 +192,8 @@ def token_nats(model: SequenceModel, params, stream: TokenStream, *, batch_size:
 
 
 def evaluate(model: SequenceModel, params, stream: TokenStream, *, batch_size: int = 1, window: int = 256) -> dict:
-    """``{"nats", "bits_per_char", "perplexity", "tokens"}`` of ``stream`` (see :func:`token_nats`)."""
+    """``{"nats", "bits_per_char", "perplexity", "tokens"}`` of ``stream`` (see :func:`token_nats`): means per
+    token, so with a byte vocabulary ``bits_per_char`` is bits per byte."""
     nats = token_nats(model, params, stream, batch_size=batch_size, window=window)
     mean = float(np.mean(nats))
     return {"nats": mean, "bits_per_char": mean / math.log(2), "perplexity": math.exp(mean), "tokens": int(nats.size)}
@@ -364,8 +365,7 @@ def sample(
     """
     where = "sample"
     length = _checks.positive_int(where, "length", length)
-    if _checks.real_number(where, "temperature", temperature) < 0:
-        raise ValueError(f"{where}: temperature must be >= 0 (0 is greedy); got {temperature}")
+    temperature = _checks.nonnegative(where, "temperature", temperature)  # 0 is greedy
     ids = vocab.encode(prompt)
     if ids.size == 0:
         raise ValueError(f"{where}: prompt must hold at least one token; got {prompt!r}")

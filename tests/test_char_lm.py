@@ -38,6 +38,11 @@ def test_tiny_run_scores_networks_next_to_ngrams(cl, tmp_path):
         assert greedy.startswith(config.prompt) and len(greedy) == len(config.prompt) + config.sample_length
     assert set(results["findings"]["models"]) == {"gru_separated"}
     assert "| 3-gram (add-k)" in (out / "report.md").read_text()
+    assert "| model | validation bpc | test bpc |" in (out / "report.md").read_text()
+    # With a byte vocabulary the means are per byte, and the report says so.
+    as_bytes = cl.report({**results, "config": {**results["config"], "level": "byte"}})
+    assert "| model | validation bits/byte | test bits/byte |" in as_bytes and " bpc" not in as_bytes
+    assert "Scores on every byte" in as_bytes
 
 
 def test_corpus_options(cl, tmp_path, capsys):

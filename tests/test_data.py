@@ -59,8 +59,15 @@ def test_standardizer_uses_the_training_split_only():
     np.testing.assert_allclose(s.transform(later), (later - train.mean(0)) / train.std(0))
     np.testing.assert_allclose(s.inverse(s.transform(later)), later)
     assert data.Standardizer.fit(np.ones(4)).std.tolist() == [1.0]  # a constant feature maps to 0
-    with pytest.raises(ValueError, match=r"data has 3 features on its last axis; fitted on 2"):
+    with pytest.raises(ValueError, match=r"must have the 2 fitted features on its last axis; got shape \(4, 3\)"):
         s.transform(np.ones((4, 3)))
+    with pytest.raises(ValueError, match=r"got a 1-D series \(one feature\)"):
+        s.transform(np.ones(4))
+    # Statistics of one feature apply to a 1-D series or a last axis of 1, not to several features.
+    one = data.Standardizer.fit(train[:, 0])
+    np.testing.assert_allclose(one.transform(later[:, 0]), one.transform(later[:, :1])[:, 0])
+    with pytest.raises(ValueError, match=r"must have the 1 fitted features on its last axis; got shape \(100, 2\)"):
+        one.transform(later)
 
 
 @pytest.mark.parametrize("input_length, horizon, stride", [(5, 1, 1), (4, 3, 2), (1, 1, 3)])
@@ -94,6 +101,9 @@ def test_baselines_are_exact_where_they_must_be():
         data.seasonal_naive(w.inputs, 6, season=30)
     with pytest.raises(ValueError, match=r"order \(30\) must be <= the input length \(24\)"):
         data.linear_autoregressive(w.inputs, w.targets, order=30)
+    for ridge in (-1.0, float("nan")):
+        with pytest.raises(ValueError, match=r"ridge must be a finite number >= 0"):
+            data.linear_autoregressive(w.inputs, w.targets, order=2, ridge=ridge)
 
 
 def test_errors_are_rmse_and_mae():

@@ -93,8 +93,9 @@ def test_greedy_sampling_follows_the_most_likely_character():
     assert got == VOCAB.decode(ids)
     hot = {lm.sample(MODEL, PARAMS, VOCAB, jax.random.key(s), prompt="a", length=8, temperature=1.0) for s in range(4)}
     assert len(hot) > 1  # temperature 1 draws, so different keys give different text
-    with pytest.raises(ValueError, match="temperature must be >= 0"):
-        lm.sample(MODEL, PARAMS, VOCAB, jax.random.key(0), prompt="a", length=3, temperature=-1)
+    for bad in (-1, float("nan")):  # NaN had sampled greedily
+        with pytest.raises(ValueError, match="temperature must be a finite number >= 0"):
+            lm.sample(MODEL, PARAMS, VOCAB, jax.random.key(0), prompt="a", length=3, temperature=bad)
     with pytest.raises(ValueError, match="prompt must hold at least one token"):
         lm.sample(MODEL, PARAMS, VOCAB, jax.random.key(0), prompt="", length=3)
 

@@ -90,8 +90,11 @@ def test_ngram_matches_counting_in_a_dict(order):
     assert sum(probs) == pytest.approx(1.0)
     with pytest.raises(ValueError, match=r"ids must lie in \[0, vocab_size=5\); got \[0, 7\]"):
         model.bits(np.array([0, 7]))
-    with pytest.raises(ValueError, match="k must be > 0"):
-        ngram.NGram.fit(train, order=order, vocab_size=5, k=0)
+    for bad in (0, float("nan"), float("inf")):  # NaN and inf had made every score NaN
+        with pytest.raises(ValueError, match="k must be a finite number > 0"):
+            ngram.NGram.fit(train, order=order, vocab_size=5, k=bad)
+        with pytest.raises(ValueError, match="k must be a finite number > 0"):
+            model.with_k(bad)
 
 
 def test_tuned_ngram_picks_the_best_k_on_validation():

@@ -81,6 +81,7 @@ def linear_autoregressive(train_inputs, train_targets, order: int, ridge: float 
     x = _inputs(where, train_inputs)
     y = np.asarray(train_targets, np.float64)
     order = _checks.positive_int(where, "order", order)
+    ridge = _checks.nonnegative(where, "ridge", ridge)
     if y.ndim != 3 or y.shape[0] != x.shape[0] or y.shape[2] != x.shape[2]:
         raise ValueError(f"{where}: train_targets must have shape (N={x.shape[0]}, H, F={x.shape[2]}); got {y.shape}")
     if order > x.shape[1]:

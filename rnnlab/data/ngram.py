@@ -22,6 +22,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import numpy as np
@@ -57,8 +58,8 @@ class NGram(NamedTuple):
         where = "NGram.fit"
         order = _checks.positive_int(where, "order", order)
         V = _checks.positive_int(where, "vocab_size", vocab_size)
-        if _checks.real_number(where, "k", k) <= 0:
-            raise ValueError(f"{where}: k must be > 0 (add-k smoothing); got {k}")
+        if not 0 < _checks.real_number(where, "k", k) < math.inf:
+            raise ValueError(f"{where}: k must be a finite number > 0 (add-k smoothing); got {k}")
         if float(order) * np.log2(V + 1) > 62:
             raise ValueError(f"{where}: order={order} with vocab_size={V} overflows the int64 codes; lower the order")
         ids = _token_ids(where, ids, V)
@@ -69,8 +70,8 @@ class NGram(NamedTuple):
 
     def with_k(self, k: float) -> NGram:
         """The same counts with another smoothing constant."""
-        if _checks.real_number("NGram.with_k", "k", k) <= 0:
-            raise ValueError(f"NGram.with_k: k must be > 0; got {k}")
+        if not 0 < _checks.real_number("NGram.with_k", "k", k) < math.inf:
+            raise ValueError(f"NGram.with_k: k must be a finite number > 0; got {k}")
         return self._replace(k=float(k))
 
     def bits(self, ids) -> np.ndarray:

@@ -98,10 +98,14 @@ class Standardizer(NamedTuple):
 
     @staticmethod
     def _fit(x, v):
-        # A 1-D series of one feature broadcasts against the (1,) statistics as is.
-        if x.ndim >= 1 and x.shape[-1] != v.shape[0] and v.shape[0] != 1:
-            raise ValueError(f"Standardizer: data has {x.shape[-1]} features on its last axis; fitted on {v.shape[0]}")
-        return v if x.ndim >= 1 and x.shape[-1] == v.shape[0] else v[0]
+        # A 1-D series is one feature: it takes the (1,) statistics as scalars; anything else has F on its last axis.
+        if x.ndim == 1 and v.shape[0] == 1:
+            return v[0]
+        if x.ndim == 0 or x.shape[-1] != v.shape[0]:
+            got = "a 1-D series (one feature)" if x.ndim == 1 else f"shape {x.shape}"
+            raise ValueError(f"Standardizer: data must have the {v.shape[0]} fitted features on its last axis; "
+                             f"got {got}")  # fmt: skip
+        return v
 
 
 class Windows(NamedTuple):
