@@ -515,9 +515,12 @@ def report(results: dict) -> str:
                   "largest gradient norm any seed met.", ""]  # fmt: skip
         longest = max(lengths)
         lines += [
-            f"At T = {longest}, the largest singular value of dh_T/dh_1 (seed mean) at init and after training:",
+            f"At T = {longest}, seed means: the largest singular value of dh_T/dh_1 at init and at each seed's kept "
+            "parameters (those of its best validation loss, as scored above), and lambda_1(U) at init and at the "
+            "end of training (the last step where it was finite: for a seed that diverged, just before, which can "
+            "lie far from its kept parameters).",
             "",
-            "| start r | clip | at init | trained | lambda_1(U) at init | trained |",
+            "| start r | clip | dh_T/dh_1 at init | kept | lambda_1(U) at init | end of training |",
             "|---|---|---|---|---|---|",
         ]
         for r in cfg["radii"]:

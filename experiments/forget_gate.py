@@ -425,7 +425,7 @@ def report(results: dict) -> str:
             row.append(
                 f"loss/baseline {fmt(r['mean'])} ± {fmt(r['std'], 2)}, recall acc {fmt(acc['mean'], 2)}; "
                 f"{e['left_plateau']}/{e['seeds']} left plateau{when}, {round(e['success_rate'] * e['seeds'])}/"
-                f"{e['seeds']} solved"
+                f"{e['seeds']} solved" + (f", {e['diverged']} diverged" if e["diverged"] else "")
             )
         lines.append(f"| {INITS[init]} | " + " | ".join(row) + " |")
     base = [fmt(_entry(results, n, inits[0])["baseline"], 4) for n in lengths]
@@ -433,7 +433,9 @@ def report(results: dict) -> str:
         "| *baseline (cross-entropy)* | " + " | ".join(base) + " |",
         "",
         "loss/baseline: test cross-entropy over the memoryless baseline, mean ± standard deviation over seeds "
-        "(1 = no memory, 0 = perfect copy); recall acc: per-symbol accuracy on the 10 recall steps (chance 1/8).",
+        "(1 = no memory, 0 = perfect copy); recall acc: per-symbol accuracy on the 10 recall steps (chance 1/8); "
+        "diverged: seeds stopped at a non-finite loss or gradient, each scored with the parameters of its best "
+        "validation loss before that.",
         "",
         "## Gradient flow",
         "",

@@ -394,16 +394,18 @@ def report(results: dict) -> str:
             f"Ranked by {score} (lower is better); the task's baseline "
             f"{'MSE' if ref['score'] == 'mse' else 'cross-entropy'} is {fmt(ref['baseline'], 4)}.",
             "",
-            "| architecture | score | best lr | p vs vanilla | verdict | solved at best lr |",
-            "|---|---|---|---|---|---|",
+            "| architecture | score | best lr | p vs vanilla | verdict | solved at best lr | diverged, every lr |",
+            "|---|---|---|---|---|---|---|",
         ]
         for c in f["ranking"]:
             e, v = _entry(results, task, c), f["by_cell"][c]
             lines.append(
                 f"| {CELLS[c][0]} | {fmt(v['mean'])} ± {fmt(v['std'], 2)} | {e['best_lr']:.2g} | "
-                f"{fmt(v['p_vs_vanilla'], 2)} | {v['verdict']} | {e['solved_at_best_lr']}/{e['seeds']} |"
+                f"{fmt(v['p_vs_vanilla'], 2)} | {v['verdict']} | {e['solved_at_best_lr']}/{e['seeds']} | "
+                f"{e['diverged']}/{e['seeds'] * len(e['learning_rates'])} |"
             )
-        lines.append("")
+        lines += ["", "Diverged: runs (seeds x learning rates) stopped at a non-finite loss or gradient; each keeps "
+                  "the parameters of its best validation score before that.", ""]  # fmt: skip
     lines += ["## Against Greff et al.", ""]
     for task, f in results["findings"].items():
         by = f["by_cell"]

@@ -367,6 +367,12 @@ def _fmt(x, digits=3) -> str:
     return "n/a" if x is None or (isinstance(x, float) and not math.isfinite(x)) else f"{x:.{digits}g}"
 
 
+def _diverged(entry) -> str:
+    """``", k diverged"`` for the seeds of ``entry`` stopped at a non-finite loss or gradient, else ``""``."""
+    k = int(np.sum(np.asarray(entry["diverged_step"]) >= 0))
+    return f", {k} diverged" if k else ""
+
+
 def report(results: dict) -> str:
     """``report.md``: the findings in numbers, next to the published ones."""
     cfg = results["config"]
@@ -400,11 +406,14 @@ def report(results: dict) -> str:
                 e = _entry(results, task, n, c)
                 t = e["test_metric"]
                 solved = int(round(e["success_rate"] * e["seeds"]))
-                row.append(f"{solved}/{e['seeds']} solved, {e['metric']} {_fmt(t['mean'])} ± {_fmt(t['std'], 2)}")
+                row.append(f"{solved}/{e['seeds']} solved, {e['metric']} {_fmt(t['mean'])} ± {_fmt(t['std'], 2)}"
+                           + _diverged(e))  # fmt: skip
             lines.append(f"| {CELLS[c][0]} | " + " | ".join(row) + " |")
         base = [_fmt(_entry(results, task, n, cells[0])["baseline"], 4) for n in lengths]
         lines.append("| *baseline* | " + " | ".join(base) + " |")
-        lines += ["", "Test loss: mean ± standard deviation over seeds.", ""]
+        lines += ["", "Test loss: mean ± standard deviation over seeds. \"k diverged\": seeds stopped at a non-finite "
+                  "loss or gradient, each scored with the parameters of its best validation loss before that (its "
+                  "initial ones if none had improved on them).", ""]  # fmt: skip
         lines += ["### Gradient flow at initialization", ""]
         first = _entry(results, task, f["longest_length"], cells[0])
         deepest = first.get("grad_ratio_lag", len(first["grad_norm_by_lag"]["init"]["hidden"]) - 1)
@@ -425,11 +434,16 @@ def report(results: dict) -> str:
             "A 0 is a gradient that underflowed float32 (below about 1e-38) on its way back; n/a: no seed's curve "
             "was finite."
         )
+        lines.append(
+            "After training: at each seed's kept parameters (those of its best validation loss), so a seed that "
+            "diverged before improving on its start is measured at its initial parameters."
+        )
         lines += ["", "| cell | at init | after training |", "|---|---|---|"]
         for c in cells:
             e = _entry(results, task, f["longest_length"], c)
             r = e["grad_ratio_first_last"]
-            lines.append(f"| {CELLS[c][0]} | {_fmt(r['init']['hidden'])} | {_fmt(r['trained']['hidden'])} |")
+            lines.append(f"| {CELLS[c][0]} | {_fmt(r['init']['hidden'])} | {_fmt(r['trained']['hidden'])}"
+                         f"{_diverged(e)} |")  # fmt: skip
         lines.append("")
         factor = f.get("tanh_over_chrono_init_grad_ratio")
         if factor == 0:

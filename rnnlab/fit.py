@@ -156,7 +156,10 @@ def fit(
         sample_fn: ``sample_fn(key) -> batch``, a jittable training-batch generator (e.g.
             ``lambda k: task.sample(k, 32, 100)``); each model draws its own batches.
         eval_batch: the held-out batch, shared by all models (sample it with a key kept apart
-            from the training keys).
+            from the training keys); or ``eval_batch(step) -> batch``, called at every evaluation
+            with the training steps run so far (0 first), for a fresh held-out batch each time
+            (e.g. ``lambda s: task.sample(jax.random.fold_in(key, s), 512, 100)``; a resumed run
+            draws the same batches as an uninterrupted one).
         states: from :func:`rnnlab.train.init_seeds` (leading axis N).
         keys: ``(N,)`` PRNG keys for the models' data and dropout.
         optimizer: the optimizer ``states`` was initialized with.
@@ -242,8 +245,8 @@ def fit(
         loss_fn, sample_fn, optimizer, l1, l2, watch, on_nonfinite == "skip", mesh
     )  # fmt: skip
 
-    def eval_now(params):
-        metrics = evaluate(eval_fn, params, eval_batch)
+    def eval_now(params, step):
+        metrics = evaluate(eval_fn, params, eval_batch(step) if callable(eval_batch) else eval_batch)
         if monitor not in metrics:
             raise KeyError(f"{where}: eval_fn returned {sorted(metrics)}; monitor={monitor!r} is not among them")
         return metrics
@@ -264,7 +267,7 @@ def fit(
     restored = checkpoint.restore(loop) if checkpoint is not None else None
     resumed_from = 0
     if restored is None:
-        first = eval_now(states.params)
+        first = eval_now(states.params, 0)
         evals = {k: [v] for k, v in first.items()}
         eval_steps = [0]
         loop["best"] = np.where(np.isfinite(first[monitor]), first[monitor], np.inf)
@@ -326,7 +329,7 @@ def fit(
                 stacklevel=2,
             )
         done += length
-        now = eval_now(states.params)
+        now = eval_now(states.params, done)
         for k, v in now.items():
             evals[k].append(v)
         eval_steps.append(done)

@@ -45,6 +45,10 @@ class TrainSettings:
         steps: the most training steps.
         eval_every: steps between validation evaluations.
         eval_size: validation set size (sequences), also the batch size of evaluations.
+        fresh_validation: draw a new validation set at every evaluation (from a key of its own,
+            folded with the step), instead of scoring one set throughout. A stopping rule such as
+            "every validation sequence right" then holds on sequences the model has not been
+            selected on before, as a rule on a running stream of new sequences does.
         test_size: test set size, a multiple of ``eval_size`` (it is evaluated in batches).
         grad_size: test sequences the gradient-flow curves average over, <= ``eval_size``.
         optimizer: the update rule.
@@ -70,6 +74,7 @@ class TrainSettings:
     steps: int = 1000
     eval_every: int = 100
     eval_size: int = 512
+    fresh_validation: bool = False
     test_size: int = 1024
     grad_size: int = 64
     optimizer: OptimizerConfig = OptimizerConfig("adam", learning_rate=1e-2, clip="global_norm", clip_value=1.0)
@@ -87,6 +92,8 @@ class TrainSettings:
             raise TypeError(f"{where}: matmul_dtype must be a dtype name such as 'bfloat16'; got {self.matmul_dtype!r}")
         precision.check_dtype(where, self.matmul_dtype)
         _checks.choice(where, "on_nonfinite", self.on_nonfinite, ("stop", "skip"))
+        if not isinstance(self.fresh_validation, bool):
+            raise TypeError(f"{where}: fresh_validation must be a bool; got {self.fresh_validation!r}")
         for name in ("seeds", "batch_size", "steps", "eval_every", "eval_size", "test_size", "grad_size"):
             _checks.positive_int(where, name, getattr(self, name))
         if self.test_size % self.eval_size:
@@ -262,11 +269,18 @@ def train_on_task(
         # whose rounding could keep "none wrong" from reading exactly 0).
         return {**task.metric(ys, batch), "error_rate": jax.numpy.mean(~task.success(ys, batch), dtype=ys.dtype)}
 
+    if settings.fresh_validation:
+        draw = jax.jit(lambda k: task.sample(k, settings.eval_size, length))
+
+        def validation(step):
+            return draw(jax.random.fold_in(keys["validation"], step))
+    else:
+        validation = task.sample(keys["validation"], settings.eval_size, length)
     result = fit(
         loss_fn,
         eval_fn,
         lambda k: task.sample(k, settings.batch_size, length),
-        task.sample(keys["validation"], settings.eval_size, length),
+        validation,
         states,
         model_keys,
         optimizer,

@@ -87,6 +87,8 @@ def test_tiny_run_writes_config_results_plots_and_report(eg, tmp_path, capsys):
         assert e["cliffs_total"] == sum(e["cliffs_per_seed"])
     report = (out / "report.md").read_text()
     assert "## Cliffs against lambda_1(U)" in report and "| 2 | clip by global norm |" in report
+    # The two "after training" columns say which parameters each is measured at.
+    assert "| start r | clip | dh_T/dh_1 at init | kept | lambda_1(U) at init | end of training |" in report
     assert "Wrote" in capsys.readouterr().out
 
     (out / "report.md").unlink()

@@ -225,6 +225,33 @@ def test_a_run_continued_from_its_checkpoint_ends_bit_identical(tmp_path):
         _fit(jax.random.split(jax.random.key(7), 2), steps=12, checkpoint=checkpoint.Checkpointer(tmp_path / "ckpt"))
 
 
+def test_a_callable_eval_batch_is_drawn_at_every_evaluation_and_again_on_resume(tmp_path):
+    keys = jax.random.split(jax.random.key(6), 2)
+    opt = _optimizer(ADAM)
+    states = train.init_seeds(lambda k: MODEL.init(k, TASK.input_size), keys, opt)
+    drawn = []
+
+    def fresh(step):
+        drawn.append(step)
+        return TASK.sample(jax.random.fold_in(jax.random.key(99), step), 32, LENGTH)
+
+    def run(**kw):
+        return fit.fit(loss_fn, eval_fn, sample_fn, fresh, states, keys, opt, monitor="mse", progress=False,
+                       eval_every=4, **kw)  # fmt: skip
+
+    whole = run(steps=12)
+    assert drawn == [0, 4, 8, 12]
+    # Each evaluation scores its own batch: the same parameters score as that batch says.
+    np.testing.assert_allclose(whole.history["eval/mse"][0], fit.evaluate(eval_fn, states.params, fresh(0))["mse"])
+    assert not np.allclose(fit.evaluate(eval_fn, states.params, fresh(4))["mse"], whole.history["eval/mse"][0])
+    drawn.clear()
+    run(steps=8, checkpoint=checkpoint.Checkpointer(tmp_path / "ckpt"))
+    resumed = run(steps=12, checkpoint=checkpoint.Checkpointer(tmp_path / "ckpt"))
+    assert drawn == [0, 4, 8, 12]  # the resumed call draws only the evaluation after its checkpoint
+    for name, values in whole.history.items():
+        np.testing.assert_array_equal(values, resumed.history[name], err_msg=name)
+
+
 @pytest.mark.parametrize(
     "saved, template, pattern",
     [  # params of another variant: a None field on one side only

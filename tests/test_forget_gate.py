@@ -93,6 +93,10 @@ def test_tiny_run_writes_config_results_plots_and_report(fg, tmp_path, capsys):
     report = (out / "report.md").read_text()
     assert "## Forget-gate timescales against the lag" in report and "| chrono |" in report
     assert "Wrote" in capsys.readouterr().out
+    # Seeds stopped at a non-finite step are counted where the learning results are shown.
+    results["runs"][0]["diverged"] = 1
+    (row,) = [r for r in fg.report(results).splitlines() if r.startswith(f"| {fg.INITS[config.inits[0]]} | loss")]
+    assert row.endswith(", 1 diverged |")
 
 
 def test_bad_config_is_rejected(fg, capsys):

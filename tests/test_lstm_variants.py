@@ -77,6 +77,11 @@ def test_tiny_run_writes_config_results_plots_and_report(lv, tmp_path):
     assert f["by_cell"]["vanilla"]["verdict"] == "reference" and set(f["ranking"]) == set(config.cells)
     report = (out / "report.md").read_text()
     assert "## temporal_order, T = 20" in report and "## Against Greff et al." in report
+    # Runs stopped at a non-finite step are counted next to each architecture's score.
+    runs = config.train.seeds * config.lr_trials
+    results["runs"][0]["diverged"] = 2
+    (row,) = [r for r in lv.report(results).splitlines() if r.startswith(f"| {lv.CELLS[config.cells[0]][0]} |")]
+    assert row.endswith(f"| 2/{runs} |")
 
 
 def test_a_learning_rate_is_refused_as_the_rates_come_from_lr_range(lv, tmp_path, capsys):

@@ -24,6 +24,7 @@ SETTINGS = protocols.TrainSettings(
         ({"optimizer": "adam"}, r"optimizer must be an OptimizerConfig"),
         ({"matmul_dtype": "int8"}, r"matmul_dtype must be a floating dtype"),
         ({"matmul_dtype": 16}, r"matmul_dtype must be a dtype name"),
+        ({"fresh_validation": 1}, r"fresh_validation must be a bool; got 1"),
     ],
 )
 def test_settings_are_checked(change, message):
@@ -94,6 +95,24 @@ def test_a_seed_hit_a_non_finite_step_when_it_was_stopped_or_skipped_one():
     np.testing.assert_array_equal(run.hit_nonfinite, [False, True, False, False])  # no skip counts recorded
     run = run._replace(skipped=np.array([0, 0, 3, 0]))
     np.testing.assert_array_equal(run.hit_nonfinite, [False, True, True, False])
+
+
+def test_fresh_validation_scores_a_new_set_at_every_evaluation():
+    task, length = tasks.get("adding"), 6
+    fixed = protocols.train_on_task(cells.gru(4), task, length, SETTINGS, progress=False)
+    fresh = protocols.train_on_task(cells.gru(4), task, length, dataclasses.replace(SETTINGS, fresh_validation=True),
+                                    progress=False)  # fmt: skip
+    key = protocols.run_keys(0, task.name, length)["validation"]
+    model = rnnlab.models.sequence_model(cells.gru(4), task.output_size)
+
+    def mse(params, step):  # the validation MSE of the initial parameters on the set drawn at `step`
+        batch = task.sample(jax.random.fold_in(key, step), SETTINGS.eval_size, length)
+        return rnnlab.fit.evaluate(lambda p, b: task.metric(model.apply(p, b.inputs), b), params, batch)["mse"]
+
+    np.testing.assert_allclose(fresh.history["eval/mse"][0], mse(fresh.init_params, 0), rtol=1e-6)
+    assert not np.allclose(fixed.history["eval/mse"][0], fresh.history["eval/mse"][0])
+    # The training batches and the test set are the validation's own business: untouched.
+    np.testing.assert_array_equal(fixed.history["train/loss"], fresh.history["train/loss"])
 
 
 def test_stop_metric_and_target_go_together():

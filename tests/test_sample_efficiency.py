@@ -63,3 +63,5 @@ def test_tiny_run_writes_config_results_plots_and_report(se, tmp_path):
     assert np.all(met <= e["budget_sequences"])
     assert len(e["test_wrong"]) == config.train.seeds and all(0 <= w <= e["test_size"] for w in e["test_wrong"])
     assert "| 20 | chrono |" in (out / "report.md").read_text()
+    assert config.train.fresh_validation and "validation sequences drawn afresh at every evaluation" in (
+        out / "report.md").read_text()  # fmt: skip

@@ -40,7 +40,13 @@ def test_tiny_run_writes_config_results_plots_and_report(vg, tmp_path, capsys):
     assert "chrono" in json.dumps(results["findings"])
     report = (out / "report.md").read_text()
     assert "| tanh RNN |" in report and "| *baseline* | 0.1667 | 0.1667 |" in report
-    assert "Wrote" in capsys.readouterr().out
+    assert "Wrote" in capsys.readouterr().out and "diverged" not in report.split("## adding")[1].split("Test loss")[0]
+    # A seed stopped at a non-finite step is counted where its scores are shown.
+    longest = max(lengths)
+    (tanh,) = [e for e in entries if e["cell"] == "tanh" and e["length"] == longest]
+    tanh["diverged_step"] = [3] + [-1] * (config.train.seeds - 1)
+    rows = [r for r in vg.report(results).splitlines() if r.startswith("| tanh RNN |")]
+    assert rows[0].endswith(", 1 diverged |") and rows[1].endswith(", 1 diverged |")  # learning; gradient ratio
 
     (out / "report.md").unlink()
     vg.main(["--replot", "--out", str(out)])
