@@ -2,7 +2,7 @@ r"""Sequence classification: handwritten digits read pixel by pixel (plain and p
 
 Run (from the repository root):
 
-    .venv/bin/python experiments/seq_digits.py --preset quick            # about 2 minutes on an idle 2-core CPU
+    .venv/bin/python experiments/seq_digits.py --preset quick            # about 1.5 minutes on an idle 2-core CPU
     .venv/bin/python experiments/seq_digits.py --preset full --out runs/seq_digits-full
 
 Part 1, digits. The 1797 8x8 digit images that ship with scikit-learn, read one pixel per step
