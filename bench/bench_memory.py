@@ -9,18 +9,20 @@ the outputs), autodiff through the scan (``fused=False``), and ``remat=True`` (e
 recomputed in the backward pass, so only the carries are kept). XLA's own accounting of the
 compiled program gives the peak: arguments + outputs + temporaries (``compiled.memory_analysis()``).
 The remat step is then run once to show it trains, with its loss and time. Nothing is timed against
-a peer here: it is a capacity check.
+a peer here: it is a capacity check. The table also goes to ``--out`` (JSON).
 """
 
 from __future__ import annotations
 
 import argparse
+import pathlib
 import time
 
 import jax
 import jax.numpy as jnp
 
 import rnnlab
+from rnnlab import runs
 
 GIB = 2**30
 
@@ -47,6 +49,7 @@ def main(argv=None) -> None:
     ap.add_argument("--hidden", type=int, default=256)
     ap.add_argument("--budget-gib", type=float, default=4.0, help="the memory budget to check against")
     ap.add_argument("--no-run", action="store_true", help="only compile and report memory")
+    ap.add_argument("--out", type=pathlib.Path, default=pathlib.Path("bench/results/memory.json"))
     args = ap.parse_args(argv)
     for name in ("length", "batch_size", "hidden"):
         if getattr(args, name) < 1:
@@ -73,16 +76,24 @@ def main(argv=None) -> None:
         gib = "n/a" if peak is None else f"{peak / GIB:.2f} GiB"
         ok = "n/a" if peak is None else ("yes" if peak <= args.budget_gib * GIB else "no")
         print(f"| {label} | {gib} | {ok} | {secs:.1f} |")
+    record = {
+        "machine": runs.machine_info(), "cell": "lstm", "input_size": H, "hidden_size": H, "batch_size": B, "length": T,
+        "budget_gib": args.budget_gib,
+        "rows": [{"variant": label, "options": kw, "peak_bytes": peak, "compile_s": secs}
+                 for label, kw, _, peak, secs in rows],
+    }  # fmt: skip
+    runs.write_json(args.out, record)
     if not args.no_run:
         _, _, compiled, _, _ = rows[-1]
         t0 = time.perf_counter()
         loss, grads = compiled(params, xs)
         jax.block_until_ready(grads)
         finite = all(bool(jnp.all(jnp.isfinite(g))) for g in jax.tree.leaves(grads))
-        print(
-            f"\nremat=True step ran: loss {float(loss):.4g}, gradients finite: {finite}, "
-            f"{time.perf_counter() - t0:.1f} s"
-        )
+        seconds = time.perf_counter() - t0
+        print(f"\nremat=True step ran: loss {float(loss):.4g}, gradients finite: {finite}, {seconds:.1f} s")
+        record["remat_step"] = {"loss": float(loss), "gradients_finite": finite, "seconds": seconds}
+        runs.write_json(args.out, record)
+    print(f"Results in {args.out}")
 
 
 if __name__ == "__main__":

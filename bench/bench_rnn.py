@@ -128,12 +128,30 @@ def interleaved(fns, repeats: int, warmup: int, rounds: int = ROUNDS):
     return {label: (statistics.median(t), min(t), by_round[label], median_faults[label]) for label, t in times.items()}
 
 
-def matmul_roof(n: int = 2048) -> float:
-    """Best float32 GFLOP/s of an ``n x n x n`` JAX matmul on this machine."""
-    a = jnp.ones((n, n), jnp.float32)
-    f = jax.jit(lambda a: a @ a)
-    _, best = timed(lambda: f(a).block_until_ready(), 5, 2)
-    return 2 * n**3 / best / 1e9
+def matmul_roof(sizes=None, chain: int = 4, repeats: int = 8) -> float:
+    """The best float32 GFLOP/s JAX reaches on this machine: square matmuls of each size (default 1024 and
+    2048 on a CPU, up to 8192 on an accelerator), ``chain`` of them in one call (so that one output in
+    ``chain`` is fresh memory: a call's output buffer is), best of ``repeats`` calls, best size.
+
+    It is a measured rate, not the hardware's peak, and a well-tuned GEMM can pass it by a few percent.
+    """
+    if sizes is None:
+        sizes = (1024, 2048) if jax.default_backend() == "cpu" else (2048, 4096, 8192)
+    best_rate = 0.0
+    for n in sizes:
+        a = jax.random.normal(jax.random.key(0), (n, n), jnp.float32) / n**0.5  # keeps the chain's values O(1)
+
+        @jax.jit
+        def f(a):
+            return jax.lax.fori_loop(0, chain, lambda i, c: c @ a, a)
+
+        _, best = timed(lambda f=f, a=a: f(a).block_until_ready(), repeats, 2)
+        best_rate = max(best_rate, chain * 2 * n**3 / best / 1e9)
+    return best_rate
+
+
+# Contenders whose matmuls are not float32: a float32 roof says nothing about them.
+NOT_FLOAT32 = ("rnnlab bf16 matmuls", "rnnlab tf32", "rnnlab 3xTF32", "torch cuDNN tf32", "torch cuDNN fp16")
 
 
 def _jax_contender(loss, params, xs):
@@ -311,7 +329,7 @@ def run(sizes, cells, repeats, warmup, threads, on_rows=lambda roof, rows: None)
     if jax.default_backend() == "gpu":
         jax.config.update("jax_default_matmul_precision", "highest")
     roof = matmul_roof()
-    print(f"float32 matmul roof (2048^3, JAX): {roof:.1f} GFLOP/s", flush=True)
+    print(f"float32 matmul roof (best of square JAX matmuls, see matmul_roof): {roof:.1f} GFLOP/s", flush=True)
     rows = []
     for size_name in sizes:
         I, H, B, T = SIZES[size_name]
@@ -336,7 +354,7 @@ def run(sizes, cells, repeats, warmup, threads, on_rows=lambda roof, rows: None)
                         min_ms=best * 1e3,
                         us_per_timestep=med * 1e6 / T,
                         gflops=flops / med / 1e9,
-                        roof_fraction=flops / med / 1e9 / roof,
+                        roof_fraction=None if label in NOT_FLOAT32 else flops / med / 1e9 / roof,
                         compile_s=compile_s,
                         peak_mib=None if peak is None else peak / 2**20,
                         fault_mib=None if faults is None else faults * PAGE_BYTES / 2**20,
@@ -349,7 +367,7 @@ def run(sizes, cells, repeats, warmup, threads, on_rows=lambda roof, rows: None)
                         f"  x{row['vs_rnnlab']:.2f}",
                         flush=True,
                     )
-            on_rows(roof, rows)
+                on_rows(roof, rows)  # after each mode, so that a run cut off keeps every row it printed
     return roof, rows
 
 
@@ -363,50 +381,62 @@ def table(rows) -> str:
         comp = "" if r["compile_s"] is None else f"{r['compile_s']:.2f}"
         peak = "" if r["peak_mib"] is None else f"{r['peak_mib']:.0f}"
         faulted = "" if r.get("fault_mib") is None else f"{r['fault_mib']:.0f}"
+        roof = "" if r["roof_fraction"] is None else f"{100 * r['roof_fraction']:.0f}"
         lines.append(
             f"| {r['size']} | {r['cell']} | {r['mode']} | {r['contender']} | {r['median_ms']:.2f} | "
             f"{r['min_ms']:.2f} | {r['us_per_timestep']:.1f} | {r['gflops']:.1f} | "
-            f"{100 * r['roof_fraction']:.0f} | {comp} | {peak} | {faulted} | {r['vs_rnnlab']:.2f} |"
+            f"{roof} | {comp} | {peak} | {faulted} | {r['vs_rnnlab']:.2f} |"
         )
     return "\n".join(lines)
 
 
 def targets(rows) -> str:
-    """The issue's targets as ratios ``peer time / rnnlab time`` (>= target: met).
+    """The issue's targets as ratios ``peer time / rnnlab time`` (>= target: met), training steps.
 
-    CPU: torch >= 1.0 (LSTM, GRU; shown for the RNN too) and Flax >= 1.5 (``OptimizedLSTMCell`` for
-    the LSTM, ``GRUCell`` for the GRU). GPU (rows present only on CUDA): cuDNN fp32 >= 2.0 (rnnlab's
-    float32 step at most half its time) and cuDNN fp16 >= 1 / 1.2 against rnnlab's bf16 matmuls.
+    Issue targets: on a CPU, torch >= 1.0 for the LSTM and GRU at A, B and C, Flax
+    ``OptimizedLSTMCell`` >= 1.5 for the LSTM at every size, and at D a per-step time below
+    torch's; on a GPU (rows present only on CUDA), cuDNN fp32 >= 2.0 (rnnlab's float32 step at most
+    half its time) and cuDNN fp16 >= 1 / 1.2 against rnnlab's bf16 matmuls, at A, B and C. The same
+    ratios elsewhere (other sizes and cells, Flax ``GRUCell`` for the GRU, the 3xTF32 row, which is
+    not IEEE float32) are printed too, marked as beyond the targets.
 
     Each line also gives the range of the same ratio over the run's interleaved rounds (the two
     contenders' medians within each round); a range that straddles the target says that this run
     alone does not settle it.
     """
-    by = {(r["size"], r["cell"], r["mode"], r["contender"]): r["median_ms"] for r in rows}
-    rounds = {(r["size"], r["cell"], r["mode"], r["contender"]): r.get("round_medians_ms") or [] for r in rows}
-    goals = [  # (peer, rnnlab row, target, cells)
-        ("torch CPU", "rnnlab", 1.0, ("lstm", "gru", "rnn")),
-        ("flax OptimizedLSTMCell", "rnnlab", 1.5, ("lstm",)),
-        ("flax GRUCell", "rnnlab", 1.5, ("gru",)),
-        ("torch cuDNN fp32", "rnnlab", 2.0, ("lstm", "gru", "rnn")),
-        ("torch cuDNN fp32", "rnnlab 3xTF32", 2.0, ("lstm", "gru", "rnn")),
-        ("torch cuDNN fp16", "rnnlab bf16 matmuls", 1 / 1.2, ("lstm", "gru", "rnn")),
+    by = {(r["size"], r["cell"], r["mode"], r["contender"]): r for r in rows}
+    rounds = {k: r.get("round_medians_ms") or [] for k, r in by.items()}
+    abc, gated = ("A", "B", "C"), ("lstm", "gru")
+    goals = [  # (peer, rnnlab row, target, cells, sizes where it is an issue target)
+        ("torch CPU", "rnnlab", 1.0, ("lstm", "gru", "rnn"), abc),
+        ("flax OptimizedLSTMCell", "rnnlab", 1.5, ("lstm",), tuple(SIZES)),
+        ("flax GRUCell", "rnnlab", 1.5, ("gru",), ()),
+        ("torch cuDNN fp32", "rnnlab", 2.0, ("lstm", "gru", "rnn"), abc),
+        ("torch cuDNN fp32", "rnnlab 3xTF32", 2.0, ("lstm", "gru", "rnn"), ()),
+        ("torch cuDNN fp16", "rnnlab bf16 matmuls", 1 / 1.2, ("lstm", "gru", "rnn"), abc),
     ]
     out = []
-    for (size, cell, mode, peer), ms in sorted(by.items()):
+    for (size, cell, mode, peer), row in sorted(by.items()):
         if mode != "train":
             continue
-        for goal_peer, who, goal, cells_ in goals:
+        for goal_peer, who, goal, cells_, issue_sizes in goals:
             if peer != goal_peer or cell not in cells_ or (size, cell, mode, who) not in by:
                 continue
-            ratio = ms / by[(size, cell, mode, who)]
+            mine = by[(size, cell, mode, who)]
+            ratio = row["median_ms"] / mine["median_ms"]
             verdict = "met" if ratio >= goal else "not met"
             per_round = [a / b for a, b in zip(rounds[(size, cell, mode, peer)], rounds[(size, cell, mode, who)])]
             spread = ""
             if per_round:
                 lo, hi = min(per_round), max(per_round)
                 spread = f"; rounds {lo:.2f}-{hi:.2f}" + (", straddling it" if lo < goal <= hi else "")
-            out.append(f"{size} {cell} train: {peer} / {who} = {ratio:.2f} (target >= {goal:.2f}: {verdict}{spread})")
+            beyond = "" if size in issue_sizes and (cell in gated or goal_peer.startswith("flax")) else (
+                " [beyond the issue's targets]")  # fmt: skip
+            out.append(f"{size} {cell} train: {peer} / {who} = {ratio:.2f} (target >= {goal:.2f}: {verdict}{spread})"
+                       f"{beyond}")  # fmt: skip
+            if size == "D" and goal_peer in ("torch CPU", "torch cuDNN fp32") and who == "rnnlab":
+                out.append(f"D {cell} train: per-step time rnnlab {mine['us_per_timestep']:.2f} us, {peer} "
+                           f"{row['us_per_timestep']:.2f} us (target: below {peer}'s: {verdict})")  # fmt: skip
     return "\n".join(out)
 
 

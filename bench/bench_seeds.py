@@ -75,19 +75,20 @@ def main(argv=None) -> dict:
     args = parser.parse_args(argv)
     keys = jax.random.split(jax.random.key(0), args.seeds)
     rows = {}
+    machine = runs.machine_info()
     for name, (hidden, batch, length) in SIZES.items():
         run = _runner(hidden, batch, length, args.steps)
         together = _median_time(lambda run=run: run(keys), args.repeats)
         one_by_one = _median_time(lambda run=run: [run(keys[n : n + 1]) for n in range(args.seeds)], args.repeats)
         rows[name] = {"vmapped_s": together, "sequential_s": one_by_one, "speedup": one_by_one / together}
         print(f"{name}: done", flush=True)
-    machine = runs.machine_info()
+        runs.write_json(args.out, {"machine": machine, "seeds": args.seeds, "steps": args.steps,
+                                   "repeats": args.repeats, "warmup": 1, "rows": rows})  # fmt: skip
     print(f"\n{args.seeds} LSTM seeds x {args.steps} training steps, adding problem; {machine['cpu']}, "
           f"{machine['cores']} cores, backend {machine['backend']}, jax {machine['versions'].get('jax')}")  # fmt: skip
     print(f"{'size':30s} {'vmapped':>10s} {'one by one':>12s} {'speed-up':>9s}")
     for name, r in rows.items():
         print(f"{name:30s} {r['vmapped_s']:9.2f}s {r['sequential_s']:11.2f}s {r['speedup']:8.2f}x")
-    runs.write_json(args.out, {"machine": machine, "seeds": args.seeds, "steps": args.steps, "rows": rows})
     return rows
 
 
