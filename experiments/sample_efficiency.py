@@ -242,7 +242,8 @@ def findings(results: dict) -> dict:
 
     A seed that did not meet the rule needed more than the budget: it sorts after every seed that
     did, so the median over all seeds is known exactly when more than half met the rule, and is
-    above the budget otherwise (``median_sequences`` None).
+    above the budget otherwise (``median_sequences`` None). A seed stopped at a non-finite step
+    counts as one that did not meet it (the report names it apart).
     """
     cfg = results["config"]
     out = {}
@@ -366,9 +367,12 @@ def report(results: dict) -> str:
                 if seqs
                 else f"> {e['budget_sequences']:,} (none)"
             )
-            if seqs and e["met_rule"] < e["seeds"]:
-                counts += f"; {e['seeds'] - e['met_rule']} seed(s) > {e['budget_sequences']:,}"
-            if e["diverged"]:  # stopped at a non-finite step: not censored at the budget, just stopped
+            # A seed that met the rule is frozen there, so a diverged seed is one that had not: it was stopped
+            # at a non-finite step, not run to the budget.
+            censored = e["seeds"] - e["met_rule"] - e["diverged"]
+            if seqs and censored:
+                counts += f"; {censored} seed(s) > {e['budget_sequences']:,}"
+            if e["diverged"]:
                 counts += f"; {e['diverged']} seed(s) diverged (stopped at a non-finite loss or gradient)"
             wrong = ", ".join(str(w) for w in e["test_wrong"])
             pub, pub_wrong = e["published_sequences"], e["published_test_wrong"]

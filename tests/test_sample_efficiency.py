@@ -65,3 +65,8 @@ def test_tiny_run_writes_config_results_plots_and_report(se, tmp_path):
     assert "| 20 | chrono |" in (out / "report.md").read_text()
     assert config.train.fresh_validation and "validation sequences drawn afresh at every evaluation" in (
         out / "report.md").read_text()  # fmt: skip
+    # A diverged seed is named as such, not as one that ran past the budget.
+    e.update(met_rule=1, diverged=1, sequences=[3200] + [-1] * (config.train.seeds - 1),
+             sequences_met={**e["sequences_met"], "min": 3200, "max": 3200})  # fmt: skip
+    row = [r for r in se.report(results).splitlines() if r.startswith("| 20 | chrono |")][0]
+    assert config.train.seeds == 2 and "; 1 seed(s) diverged" in row and "seed(s) >" not in row
