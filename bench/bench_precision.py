@@ -111,15 +111,15 @@ def main(argv=None) -> dict:
             worst = max(grads, key=grads.get)
             print(f"  {key:14s} {label:9s} ys {errs['ys']:.1e}  gradients max {grads[worst]:.1e} ({worst})")
     training = {}
-    # Training settings only where training ran; written after each part, so a run cut off keeps the errors.
     result = {"machine": runs.machine_info(), "errors": errors, "training": training}
-    runs.write_json(args.out, result)
+    if not args.no_training:  # the training settings only where training runs
+        result.update(steps=args.steps, seeds=args.seeds)
+    runs.write_json(args.out, result)  # and after each training part: a run cut off keeps what it measured
     for label, dtype in () if args.no_training else (("float32", None), ("bfloat16", "bfloat16")):
         training[label] = train_adding(args.steps, args.seeds, dtype)
         mse = ", ".join(f"{v:.4f}" for v in training[label]["test_mse"])
         print(f"adding T=100, {args.seeds} seeds x {args.steps} steps, {label}: test MSE {mse}, "
               f"{training[label]['solved']} solved; {training[label]['seconds']:.1f} s")  # fmt: skip
-        result.update(steps=args.steps, seeds=args.seeds)
         runs.write_json(args.out, result)
     print(f"wrote {args.out}", file=sys.stderr)
     return result
